@@ -1,0 +1,295 @@
+"""Landing: turn the raw rows a connector read into a typed source table and a quarantine.
+
+Every connector loads its rows into a DuckDB relation with a `_row` column (the record's
+row or line number in the source) and optionally `_file`. Landing then, the same way for
+every connector:
+1. infers a type for text columns from all values (not a sample) and applies the project's
+   type overrides; a value that does not fit its override sends the row to quarantine;
+2. checks the primary key: empty keys and repeated keys (after the first) go to quarantine;
+3. writes the typed table and the quarantine as Parquet.
+So `rows_in = rows_loaded + rows_quarantined` for every table, and nothing is dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from audience.project import COLUMN_TYPES, ColumnType, TableRef
+
+QUARANTINE_COLUMNS = {
+    "source": "VARCHAR",
+    "table": "VARCHAR",
+    "file": "VARCHAR",
+    "row": "BIGINT",
+    "column": "VARCHAR",
+    "reason": "VARCHAR",
+    "raw": "VARCHAR",
+}
+# Order matters: the first type every non-null value casts to wins.
+INFERENCE_ORDER = ("BIGINT", "DOUBLE", "DATE", "TIMESTAMP", "BOOLEAN")
+INTERNAL_COLUMNS = ("_row", "_file")
+
+
+class SourceError(Exception):
+    """A source that cannot be read at all; the message names the config path and file."""
+
+
+@dataclass
+class RawRead:
+    """What a connector hands to landing."""
+
+    relation: str  # DuckDB table or view with the raw rows, a `_row` and maybe a `_file` column
+    file: str  # the file (or table/query) shown in quarantine rows without their own `_file`
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # rows rejected on read
+
+
+@dataclass
+class LandedTable:
+    ref: TableRef
+    path: Path
+    quarantine_path: Path
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    columns: dict[str, str]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "table": self.ref.id,
+            "rows_in": self.rows_in,
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "columns": self.columns,
+        }
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def land(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawRead,
+    ref: TableRef,
+    config_path: str,
+    out_path: Path,
+    quarantine_path: Path,
+) -> LandedTable:
+    table = ref.table
+    schema = {r[0]: r[1] for r in con.sql(f"DESCRIBE {raw.relation}").fetchall()}
+    data_columns = [c for c in schema if c not in INTERNAL_COLUMNS]
+    _check_columns(ref, config_path, data_columns)
+    file_expr = "_file" if "_file" in schema else sql_str(raw.file)
+
+    targets = _target_types(con, raw.relation, schema, table.types)
+    select_parts, reasons, bad_columns = [], [], []
+    for col in data_columns:
+        expr, failed = _cast_expr(col, schema[col], targets.get(col), table.types.get(col))
+        select_parts.append(f"{expr} AS {quote(col)}")
+        if failed:
+            reasons.append(failed)
+            bad_columns.append(f"CASE WHEN {failed} IS NOT NULL THEN {sql_str(col)} END")
+    null = "CAST(NULL AS VARCHAR)"
+    bad = f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else null
+    bad_col = f"coalesce({', '.join(bad_columns)})" if bad_columns else null
+    # A row that fails typing is quarantined with its values as they were in the source.
+    raw_record = _json_record(data_columns)
+    raw_json = f"CASE WHEN {bad} IS NOT NULL THEN {raw_record} END" if reasons else null
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT _row, {file_expr} AS _file, "
+        f"{', '.join(select_parts)}, {bad} AS _bad, {bad_col} AS _bad_col, "
+        f"{raw_json} AS _raw_json FROM {raw.relation}"
+    )
+
+    key = quote(table.primary_key)
+    pk_problem = (
+        f"CASE WHEN {key} IS NULL OR trim(CAST({key} AS VARCHAR)) = '' "
+        f"THEN 'primary key ''{table.primary_key}'' is empty' END"
+    )
+    nulls, dupes = con.execute(
+        f"SELECT count(*) FILTER (WHERE {key} IS NULL OR trim(CAST({key} AS VARCHAR)) = ''), "
+        f"count({key}) - count(DISTINCT {key}) FROM _typed WHERE _bad IS NULL"
+    ).fetchone()
+    if dupes:
+        # Only pay for the window when there are duplicates: keep the first, report the rest.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _typed AS SELECT * EXCLUDE (_bad, _rank, _first), "
+            f"coalesce(_bad, {pk_problem}, CASE WHEN _rank > 1 THEN 'duplicate primary key "
+            f"''{table.primary_key}'' = ' || CAST({key} AS VARCHAR) || ' (first at row ' || "
+            "_first || ')' END) AS _bad FROM (SELECT *, row_number() OVER w AS _rank, "
+            f"first(_row) OVER w AS _first FROM _typed "
+            f"WINDOW w AS (PARTITION BY {key}, _bad IS NULL ORDER BY _row))"
+        )
+    elif nulls:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * EXCLUDE (_bad), "
+            f"coalesce(_bad, {pk_problem}) AS _bad FROM _typed"
+        )
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    cols = ", ".join(quote(c) for c in data_columns)
+    con.execute(
+        f"COPY (SELECT {cols} FROM _typed WHERE _bad IS NULL ORDER BY _row) "
+        f"TO {sql_str(str(out_path))} (FORMAT PARQUET)"
+    )
+    loaded = con.execute("SELECT count(*) FROM _typed WHERE _bad IS NULL").fetchone()[0]
+    quarantined = _write_quarantine(
+        con, raw, ref, table.primary_key, data_columns, quarantine_path
+    )
+    types = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT {cols} FROM _typed").fetchall()}
+    con.execute("DROP TABLE IF EXISTS _typed")
+    return LandedTable(
+        ref=ref,
+        path=out_path,
+        quarantine_path=quarantine_path,
+        rows_in=loaded + quarantined,
+        rows_loaded=loaded,
+        rows_quarantined=quarantined,
+        columns=types,
+    )
+
+
+def _check_columns(ref: TableRef, config_path: str, columns: list[str]) -> None:
+    table = ref.table
+    wanted = [("primary_key", table.primary_key)]
+    wanted += [(f"types.{c}", c) for c in table.types]
+    if table.timestamp_column:
+        wanted.append(("timestamp_column", table.timestamp_column))
+    for key, col in wanted:
+        if col not in columns:
+            raise SourceError(
+                f"{config_path}.{key}: column '{col}' not in {ref.label}; "
+                f"columns are {', '.join(columns)}"
+            )
+
+
+def _target_types(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    schema: dict[str, str],
+    overrides: dict[str, ColumnType],
+) -> dict[str, str]:
+    """Target DuckDB type per column: the override, or the narrowest type all text fits."""
+    targets = {c: COLUMN_TYPES[o.type] for c, o in overrides.items()}
+    text_cols = [c for c, t in schema.items() if t == "VARCHAR" and c not in targets]
+    text_cols = [c for c in text_cols if c not in INTERNAL_COLUMNS]
+    if not text_cols:
+        return targets
+    checks = []
+    for col in text_cols:
+        q = quote(col)
+        # Leading zeros and '+' mark codes (zip, phone), not numbers.
+        checks.append(f"bool_or(regexp_matches({q}, '^\\s*(\\+|0[0-9])'))")
+        checks.append(f"count({q})")
+        checks += [f"count(TRY_CAST({q} AS {t}))" for t in INFERENCE_ORDER]
+    row = con.execute(f"SELECT {', '.join(checks)} FROM {relation}").fetchone()
+    step = 2 + len(INFERENCE_ORDER)
+    for i, col in enumerate(text_cols):
+        looks_like_code, non_null, *fits = row[i * step : (i + 1) * step]
+        if not non_null:
+            continue
+        for type_name, n in zip(INFERENCE_ORDER, fits, strict=True):
+            if n == non_null and not (looks_like_code and type_name in ("BIGINT", "DOUBLE")):
+                targets[col] = type_name
+                break
+    return targets
+
+
+def _cast_expr(
+    col: str, current: str, target: str | None, override: ColumnType | None
+) -> tuple[str, str | None]:
+    """The select expression for a column and, for overrides, an expression that names a
+    failure (NULL when the value fits)."""
+    q = quote(col)
+    if target is None or target == current:
+        return q, None
+    if override and override.format and target in ("DATE", "TIMESTAMP"):
+        cast = f"CAST(try_strptime(CAST({q} AS VARCHAR), {sql_str(override.format)}) AS {target})"
+        expected = f"a {override.type} in the format {override.format}"
+    else:
+        cast = f"TRY_CAST({q} AS {target})"
+        expected = f"a valid {override.type}" if override else target
+    if override is None:
+        return cast, None  # inferred from all values: every value fits
+    failed = (
+        f"CASE WHEN {q} IS NOT NULL AND {cast} IS NULL THEN "
+        f"'column {_sql_literal_text(col)}: ' || CAST({q} AS VARCHAR) || ' is not "
+        f"{_sql_literal_text(expected)}' END"
+    )
+    return cast, failed
+
+
+def _json_record(columns: list[str]) -> str:
+    struct = "{" + ", ".join(f"{sql_str(c)}: {quote(c)}" for c in columns) + "}"
+    return f"CAST(to_json({struct}) AS VARCHAR)"
+
+
+def _sql_literal_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawRead,
+    ref: TableRef,
+    primary_key: str,
+    data_columns: list[str],
+    path: Path,
+) -> int:
+    """Read-time rejects plus rows that failed typing or key checks, one row per record."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _quarantine ("
+        + ", ".join(f"{quote(c)} {t}" for c, t in QUARANTINE_COLUMNS.items())
+        + ")"
+    )
+    if raw.quarantine:
+        rows = [
+            (
+                ref.source.name,
+                ref.table.name,
+                q.get("file", raw.file),
+                q.get("row"),
+                q.get("column"),
+                q["reason"],
+                q.get("raw"),
+            )
+            for q in raw.quarantine
+        ]
+        con.executemany("INSERT INTO _quarantine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute(
+        f"INSERT INTO _quarantine SELECT {sql_str(ref.source.name)}, {sql_str(ref.table.name)}, "
+        f"_file, _row, coalesce(_bad_col, {sql_str(primary_key)}), _bad, "
+        f"coalesce(_raw_json, {_json_record(data_columns)}) FROM _typed WHERE _bad IS NOT NULL"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY (SELECT * FROM _quarantine ORDER BY file, row) TO {sql_str(str(path))} "
+                "(FORMAT PARQUET)")
+    n = con.execute("SELECT count(*) FROM _quarantine").fetchone()[0]
+    con.execute("DROP TABLE _quarantine")
+    return n
+
+
+def quarantine_record(
+    reason: str,
+    row: int | None = None,
+    column: str | None = None,
+    raw: Any = None,
+    file: str | None = None,
+) -> dict[str, Any]:
+    """A read-time reject, as connectors report them."""
+    record: dict[str, Any] = {"reason": reason, "row": row, "column": column}
+    if raw is not None:
+        record["raw"] = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    if file is not None:
+        record["file"] = file
+    return record

@@ -88,7 +88,9 @@ def land(
     table = ref.table
     schema = {r[0]: r[1] for r in con.sql(f"DESCRIBE {raw.relation}").fetchall()}
     data_columns = [c for c in schema if c not in INTERNAL_COLUMNS]
-    _check_columns(ref, config_path, data_columns)
+    problems = column_problems(ref, config_path, data_columns)
+    if problems:
+        raise SourceError("\n".join(problems))
     file_expr = "_file" if "_file" in schema else sql_str(raw.file)
 
     targets = _target_types(con, raw.relation, schema, table.types)
@@ -159,18 +161,19 @@ def land(
     )
 
 
-def _check_columns(ref: TableRef, config_path: str, columns: list[str]) -> None:
+def column_problems(ref: TableRef, config_path: str, columns: list[str]) -> list[str]:
+    """Config keys of a table that name columns the table does not have."""
     table = ref.table
     wanted = [("primary_key", table.primary_key)]
     wanted += [(f"types.{c}", c) for c in table.types]
     if table.timestamp_column:
         wanted.append(("timestamp_column", table.timestamp_column))
-    for key, col in wanted:
-        if col not in columns:
-            raise SourceError(
-                f"{config_path}.{key}: column '{col}' not in {ref.label}; "
-                f"columns are {', '.join(columns)}"
-            )
+    where = getattr(table, "path", None) or ref.label
+    return [
+        f"{config_path}.{key}: column '{col}' not in {where}; columns are {', '.join(columns)}"
+        for key, col in wanted
+        if col not in columns
+    ]
 
 
 def _target_types(

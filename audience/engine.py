@@ -1,0 +1,168 @@
+"""The engine layer: the only module that connects Ibis to a backend.
+
+Stages are functions from Ibis tables to Ibis tables; they never read files, write files or
+materialise on their own. They ask the engine:
+- `read(path)`: a Parquet file or folder of part files as an Ibis table;
+- `write(expr, path)`: run an expression and store it as Parquet;
+- `checkpoint(expr, name)`: materialise an intermediate result so a long chain of expressions
+  (an iterative algorithm) does not grow without bound. On DuckDB this is a temp table; on
+  Spark a Parquet round-trip, because Spark keeps the whole lineage behind `.cache()` and slows
+  down exponentially in loops (engine-notes.md, section 2).
+- `to_arrow(expr)`: small results (profiles, summaries) into Python.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from audience.project import Project
+
+ENGINES = ("duckdb", "spark")
+
+
+class EngineError(Exception):
+    pass
+
+
+class Engine:
+    """An open connection to DuckDB or Spark, with a scratch folder for checkpoints."""
+
+    def __init__(self, kind: str, backend: Any, scratch: Path, spark: Any = None):
+        self.kind = kind
+        self.backend = backend
+        self.scratch = scratch
+        self._spark = spark
+        self._counter = itertools.count()
+
+    # -- connecting ---------------------------------------------------------------------
+    @classmethod
+    def connect(cls, project: Project, kind: str | None = None) -> Engine:
+        kind = kind or project.engine
+        scratch = project.workspace_path / "tmp" / f"engine-{os.getpid()}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        if kind == "duckdb":
+            return cls._connect_duckdb(project, scratch)
+        if kind == "spark":
+            return cls._connect_spark(project, scratch)
+        raise EngineError(f"engine: unknown engine '{kind}'; expected one of {', '.join(ENGINES)}")
+
+    @classmethod
+    def _connect_duckdb(cls, project: Project, scratch: Path) -> Engine:
+        database = project.workspace_path / "engine.duckdb"
+        config: dict[str, Any] = {"temp_directory": str(scratch)}
+        if project.duckdb.threads:
+            config["threads"] = project.duckdb.threads
+        if project.duckdb.memory_limit:
+            config["memory_limit"] = project.duckdb.memory_limit
+        try:
+            backend = ibis.duckdb.connect(str(database), **config)
+        except Exception as e:  # duckdb.IOException when another process holds the lock
+            raise EngineError(
+                f"cannot open the engine database {database}: {e}. Is another 'audience' "
+                "command running on this workspace?"
+            ) from None
+        return cls("duckdb", backend, scratch)
+
+    @classmethod
+    def _connect_spark(cls, project: Project, scratch: Path) -> Engine:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise EngineError(
+                "engine: spark needs PySpark: pip install 'audience[spark]' (and Java 17)"
+            ) from None
+        # Spark's Python workers must use this interpreter, or UDFs miss our packages.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        conf = {
+            # The default of 200 shuffle partitions is wasteful below a cluster's scale.
+            "spark.sql.shuffle.partitions": "8",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.ui.enabled": "false",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            **project.spark.conf,
+        }
+        builder = SparkSession.builder.master(project.spark.master).appName(
+            f"audience-{project.name}"
+        )
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("ERROR")
+        return cls("spark", ibis.pyspark.connect(session), scratch, spark=session)
+
+    def close(self) -> None:
+        # The Spark session is shared per process (getOrCreate); stopping it here would make
+        # the next connect pay the start-up again, so only the DuckDB connection is closed.
+        if self.kind == "duckdb":
+            self.backend.disconnect()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tables -------------------------------------------------------------------------
+    def read(self, path: Path, name: str | None = None) -> ibis.Table:
+        """A Parquet file, or a folder of Parquet part files, as a table."""
+        if not path.exists():
+            raise EngineError(f"no table at {path}")
+        source = str(path / "*.parquet") if path.is_dir() and self.kind == "duckdb" else str(path)
+        return self.backend.read_parquet(source, table_name=name or self._name("read"))
+
+    def write(self, expr: ibis.Table, path: Path) -> None:
+        """Run `expr` and store the result at `path` (a file on DuckDB, a folder on Spark)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        self.backend.to_parquet(expr, str(path))
+
+    def checkpoint(self, expr: ibis.Table, name: str) -> ibis.Table:
+        """Materialise `expr` and return a table that reads the stored result."""
+        if self.kind == "duckdb":
+            return self.backend.create_table(self._name(name), expr, temp=True)
+        path = self.scratch / f"{self._name(name)}.parquet"
+        self.write(expr, path)
+        return self.read(path)
+
+    def write_arrow(self, table: pa.Table, path: Path) -> None:
+        """Store a small result computed in Python (a profile, a summary) as Parquet."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+
+    def export(self, expr: ibis.Table, path: Path, fmt: str) -> int:
+        """Write a table to a single Parquet or CSV file outside the workspace; returns rows."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        if fmt == "csv":
+            self.backend.to_csv(expr, str(tmp))
+        else:
+            self.backend.to_parquet(expr, str(tmp))
+        os.replace(tmp, path)  # a reader never sees half a file
+        return int(expr.count().execute())
+
+    def to_arrow(self, expr: ibis.Expr) -> pa.Table:
+        return expr.to_pyarrow()
+
+    def register_arrow(self, table: pa.Table, name: str) -> ibis.Table:
+        """A small in-memory table (a lookup list, a configuration table) in the engine."""
+        if self.kind == "duckdb":
+            return self.backend.create_table(self._name(name), table, temp=True)
+        frame = self._spark.createDataFrame(table.to_pandas())
+        view = self._name(name)
+        frame.createOrReplaceTempView(view)
+        return self.backend.table(view)
+
+    def _name(self, prefix: str) -> str:
+        return f"_{prefix}_{next(self._counter)}"

@@ -1,0 +1,186 @@
+"""The stage DAG and the run that executes it.
+
+Each stage is a function `(context) -> StageResult details`; `needs` names the stages whose
+tables it reads. Stages run in dependency order; a stage that raises fails the run, and the
+run folder keeps what was written so far for diagnosis, but the "current" pointer still names
+the last good run.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from audience.engine import Engine
+from audience.ingest import LandedTable, ingest_table, landing_connection
+from audience.profile import PROFILE_SCHEMA, profile_table
+from audience.project import Project, TableRef
+from audience.runs import Run, StageResult, Workspace
+
+
+class Reporter(Protocol):
+    """What a run tells its audience (the CLI's progress bars, a log, the API)."""
+
+    def stage_started(self, name: str, steps: int) -> None: ...
+    def step_done(self, name: str, label: str) -> None: ...
+    def stage_finished(self, result: StageResult) -> None: ...
+
+
+class SilentReporter:
+    def stage_started(self, name: str, steps: int) -> None:
+        pass
+
+    def step_done(self, name: str, label: str) -> None:
+        pass
+
+    def stage_finished(self, result: StageResult) -> None:
+        pass
+
+
+@dataclass
+class Context:
+    """What stages share during one run."""
+
+    project: Project
+    engine: Engine
+    run: Run
+    reporter: Reporter
+    tables: list[TableRef]
+    landed: dict[str, LandedTable] = field(default_factory=dict)
+
+    def out(self, relative: str) -> Path:
+        return self.run.path / relative
+
+
+@dataclass
+class Stage:
+    name: str
+    func: Callable[[Context, StageResult], None]
+    needs: tuple[str, ...] = ()
+    steps: Callable[[Context], int] = lambda ctx: len(ctx.tables)
+
+
+def ingest_stage(ctx: Context, result: StageResult) -> None:
+    con = landing_connection(ctx.project, ctx.engine.scratch / "landing")
+    try:
+        for ref in ctx.tables:
+            landed = ingest_table(con, ctx.project, ref, ctx.run.path)
+            ctx.landed[ref.id] = landed
+            ctx.run.add_table(ref.id, f"sources/{ref.id}.parquet")
+            result.rows[ref.id] = landed.rows_loaded
+            result.detail[ref.id] = landed.summary()
+            ctx.reporter.step_done("ingest", ref.label)
+    finally:
+        con.close()
+    quarantined = sum(t.rows_quarantined for t in ctx.landed.values())
+    result.rows["Quarantine"] = quarantined
+    ctx.run.add_table("Quarantine", "quarantine")
+
+
+def profile_stage(ctx: Context, result: StageResult) -> None:
+    profiles = []
+    for ref in ctx.tables:
+        table = ctx.engine.read(ctx.out(ctx.run.tables[ref.id]))
+        profiles.append(profile_table(table, ref.id))
+        ctx.reporter.step_done("profile", ref.label)
+    combined = pa.concat_tables(profiles) if profiles else PROFILE_SCHEMA.empty_table()
+    ctx.engine.write_arrow(combined, ctx.out("tables/SourceProfile.parquet"))
+    ctx.run.add_table("SourceProfile", "tables/SourceProfile.parquet")
+    result.rows["SourceProfile"] = combined.num_rows
+
+
+STAGES: list[Stage] = [
+    Stage("ingest", ingest_stage),
+    Stage("profile", profile_stage, needs=("ingest",)),
+]
+
+
+def stage_order(stages: list[Stage]) -> list[Stage]:
+    """Stages sorted so each comes after the stages it needs (stable for ties)."""
+    done: list[Stage] = []
+    names = {s.name for s in stages}
+    pending = list(stages)
+    while pending:
+        ready = [s for s in pending if all(n in {d.name for d in done} for n in s.needs)]
+        if not ready:
+            missing = {n for s in pending for n in s.needs if n not in names}
+            raise ValueError(f"stages cannot be ordered; unknown or circular needs: {missing}")
+        done.append(ready[0])
+        pending.remove(ready[0])
+    return done
+
+
+def run_pipeline(
+    project: Project,
+    *,
+    engine_kind: str | None = None,
+    reporter: Reporter | None = None,
+    engine: Engine | None = None,
+) -> Run:
+    """Run every stage into a new run folder; make it current if all stages succeed.
+
+    Raises the first stage error after recording it (the run is then marked failed).
+    """
+    reporter = reporter or SilentReporter()
+    stages = stage_order(STAGES)
+    workspace = Workspace(project.workspace_path, project.keep_runs)
+    own_engine = engine is None
+    engine = engine or Engine.connect(project, engine_kind)
+    run = workspace.start_run([s.name for s in stages], engine.kind, project.name)
+    ctx = Context(project, engine, run, reporter, project.table_refs())
+    try:
+        for stage in stages:
+            result = StageResult(stage.name, status="running")
+            result.started = datetime.now(UTC).isoformat(timespec="seconds")
+            reporter.stage_started(stage.name, stage.steps(ctx))
+            t0 = time.perf_counter()
+            try:
+                stage.func(ctx, result)
+            except Exception as e:
+                result.status, result.error = "failed", _describe(e)
+                result.seconds = round(time.perf_counter() - t0, 3)
+                run.record_stage(result)
+                reporter.stage_finished(result)
+                run.fail(f"stage '{stage.name}' failed: {result.error}")
+                raise
+            result.status = "ok"
+            result.seconds = round(time.perf_counter() - t0, 3)
+            run.record_stage(result)
+            reporter.stage_finished(result)
+        run.finish()
+        return run
+    except BaseException as e:  # KeyboardInterrupt too: never leave a run marked running
+        if run.results.get("status") == "running":
+            run.fail(_describe(e) or type(e).__name__)
+        raise
+    finally:
+        if own_engine:
+            engine.close()
+
+
+def _describe(error: BaseException) -> str:
+    # Our own errors carry a message for users; others get their type and last frame.
+    message = str(error)
+    if type(error).__module__.startswith("audience"):
+        return message
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    place = f" (at {where[0].filename}:{where[0].lineno})" if where else ""
+    return f"{type(error).__name__}: {message}{place}"
+
+
+def summary(run: Run) -> dict[str, Any]:
+    """Row counts of a run for printing: loaded and quarantined per source table."""
+    ingest = run.results["stages"].get("ingest", {}).get("detail", {})
+    return {
+        "run_id": run.id,
+        "status": run.status,
+        "seconds": run.results.get("seconds"),
+        "tables": ingest,
+    }

@@ -1,0 +1,195 @@
+"""Column profiles of a table, computed in the engine with three queries whatever its width:
+1. one aggregate: rows, non-nulls, distinct values, min, max, mean per column;
+2. the top values of every column, as one grouped union;
+3. an equal-width histogram of every number, date and timestamp column, as one grouped union.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import pyarrow as pa
+from ibis import _
+
+TOP_VALUES = 10
+HISTOGRAM_BINS = 20
+
+PROFILE_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),
+        ("column", pa.string()),
+        ("type", pa.string()),
+        ("count", pa.int64()),
+        ("nulls", pa.int64()),
+        ("distinct", pa.int64()),
+        ("min", pa.string()),
+        ("max", pa.string()),
+        ("mean", pa.float64()),
+        ("top_values", pa.string()),  # JSON [[value, count], ...]
+        ("histogram", pa.string()),  # JSON [{"lo":..,"hi":..,"count":..}, ...]
+    ]
+)
+
+
+def _kind(dtype: dt.DataType) -> str:
+    if dtype.is_boolean():
+        return "boolean"
+    if dtype.is_numeric():
+        return "number"
+    if dtype.is_date():
+        return "date"
+    if dtype.is_timestamp():
+        return "timestamp"
+    if dtype.is_string():
+        return "string"
+    return "other"  # nested values: counted, not ranked
+
+
+def profile_table(table: ibis.Table, name: str) -> pa.Table:
+    """One row per column of `table`, as an Arrow table with PROFILE_SCHEMA."""
+    kinds = {c: _kind(t) for c, t in table.schema().items()}
+    stats = _basic_stats(table, kinds)
+    tops = _top_values(table, kinds)
+    histograms = _histograms(table, kinds, stats)
+    total = stats["__rows"]
+    rows = []
+    for col, dtype in table.schema().items():
+        count = stats[f"{col}__count"]
+        rows.append(
+            {
+                "table": name,
+                "column": col,
+                "type": str(dtype),
+                "count": total,
+                "nulls": total - count,
+                "distinct": stats.get(f"{col}__distinct"),
+                "min": _text(stats.get(f"{col}__min")),
+                "max": _text(stats.get(f"{col}__max")),
+                "mean": _round(stats.get(f"{col}__mean")),
+                "top_values": json.dumps(tops.get(col, [])),
+                "histogram": json.dumps(histograms.get(col)) if col in histograms else None,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=PROFILE_SCHEMA)
+
+
+def _basic_stats(table: ibis.Table, kinds: dict[str, str]) -> dict[str, Any]:
+    metrics = {"__rows": table.count()}
+    for col, kind in kinds.items():
+        c = table[col]
+        metrics[f"{col}__count"] = c.count()
+        if kind == "other":
+            continue
+        metrics[f"{col}__distinct"] = c.nunique()
+        if kind in ("number", "date", "timestamp", "string"):
+            metrics[f"{col}__min"] = c.min()
+            metrics[f"{col}__max"] = c.max()
+        if kind == "number":
+            metrics[f"{col}__mean"] = c.cast("float64").mean()
+    return table.aggregate(**metrics).to_pyarrow().to_pylist()[0]
+
+
+def _top_values(table: ibis.Table, kinds: dict[str, str]) -> dict[str, list]:
+    parts = [
+        table.select(column=ibis.literal(col), value=table[col].cast("string"))
+        for col, kind in kinds.items()
+        if kind != "other"
+    ]
+    if not parts:
+        return {}
+    counts = (
+        ibis.union(*parts)
+        .filter(_.value.notnull())
+        .group_by(["column", "value"])
+        .agg(n=_.count())
+    )
+    rank = ibis.row_number().over(group_by="column", order_by=[ibis.desc("n"), "value"])
+    top = counts.mutate(rank=rank).filter(_.rank < TOP_VALUES)
+    out: dict[str, list] = {}
+    for row in sorted(top.to_pyarrow().to_pylist(), key=lambda r: (r["column"], r["rank"])):
+        out.setdefault(row["column"], []).append([row["value"], row["n"]])
+    return out
+
+
+def _as_number(column: ibis.Value, kind: str) -> ibis.Value:
+    if kind == "date":
+        return column.cast("timestamp").epoch_seconds()
+    if kind == "timestamp":
+        return column.epoch_seconds()
+    return column.cast("float64")
+
+
+def _histograms(
+    table: ibis.Table, kinds: dict[str, str], stats: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    ranges: dict[str, tuple[float, float]] = {}
+    for col, kind in kinds.items():
+        lo, hi = stats.get(f"{col}__min"), stats.get(f"{col}__max")
+        if kind in ("number", "date", "timestamp") and lo is not None and hi is not None:
+            ranges[col] = (_scalar_number(lo, kind), _scalar_number(hi, kind))
+    parts = []
+    for col, (lo, hi) in ranges.items():
+        bins, width = _bins(lo, hi)
+        x = _as_number(table[col], kinds[col])
+        bucket = ((x - lo) / width).floor().cast("int64").clip(0, bins - 1)
+        parts.append(table.select(column=ibis.literal(col), bucket=bucket))
+    if not parts:
+        return {}
+    counts = ibis.union(*parts).filter(_.bucket.notnull()).group_by(["column", "bucket"])
+    found: dict[str, dict[int, int]] = {}
+    for row in counts.agg(n=_.count()).to_pyarrow().to_pylist():
+        found.setdefault(row["column"], {})[row["bucket"]] = row["n"]
+    out = {}
+    for col, (lo, hi) in ranges.items():
+        bins, width = _bins(lo, hi)
+        out[col] = [
+            {
+                "lo": _edge(lo + i * width, kinds[col]),
+                "hi": _edge(lo + (i + 1) * width, kinds[col]),
+                "count": found.get(col, {}).get(i, 0),
+            }
+            for i in range(bins)
+        ]
+    return out
+
+
+def _bins(lo: float, hi: float) -> tuple[int, float]:
+    """Bucket count and width; a column with one value gets one bucket."""
+    if hi <= lo:
+        return 1, 1.0
+    return HISTOGRAM_BINS, (hi - lo) / HISTOGRAM_BINS
+
+
+def _scalar_number(value: Any, kind: str) -> float:
+    """A min/max from the engine as the number the histogram buckets are cut on."""
+    if kind == "date":
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    if kind == "timestamp":
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return float(value)
+
+
+def _edge(value: float, kind: str) -> Any:
+    if kind in ("date", "timestamp"):
+        moment = datetime.fromtimestamp(value, tz=UTC).replace(tzinfo=None)
+        return moment.date().isoformat() if kind == "date" else moment.isoformat()
+    return _round(value)
+
+
+def _round(value: Any) -> float | None:
+    """Six significant digits, so engines that sum in a different order agree."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    value = float(value)
+    return float(f"{value:.6g}")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

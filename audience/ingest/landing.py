@@ -31,8 +31,17 @@ QUARANTINE_COLUMNS = {
     "reason": "VARCHAR",
     "raw": "VARCHAR",
 }
-# Order matters: the first type every non-null value casts to wins.
-INFERENCE_ORDER = ("BIGINT", "DOUBLE", "DATE", "TIMESTAMP", "BOOLEAN")
+# Text column inference: the first type whose test every non-null value passes wins. The
+# tests are stricter than TRY_CAST alone, which rounds '3.5' to an integer and cuts
+# '2024-01-01 10:00' down to a date.
+INFERENCE_ORDER = {
+    "BIGINT": "regexp_full_match(trim({q}), '[-+]?[0-9]{{1,18}}')",
+    "DOUBLE": "TRY_CAST({q} AS DOUBLE) IS NOT NULL",
+    "DATE": "regexp_full_match(trim({q}), '[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}') "
+    "AND TRY_CAST({q} AS DATE) IS NOT NULL",
+    "TIMESTAMP": "TRY_CAST({q} AS TIMESTAMP) IS NOT NULL",
+    "BOOLEAN": "lower(trim({q})) IN ('true', 'false')",
+}
 INTERNAL_COLUMNS = ("_row", "_file")
 
 
@@ -125,12 +134,14 @@ def land(
     if dupes:
         # Only pay for the window when there are duplicates: keep the first, report the rest.
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _typed AS SELECT * EXCLUDE (_bad, _rank, _first), "
-            f"coalesce(_bad, {pk_problem}, CASE WHEN _rank > 1 THEN 'duplicate primary key "
-            f"''{table.primary_key}'' = ' || CAST({key} AS VARCHAR) || ' (first at row ' || "
-            "_first || ')' END) AS _bad FROM (SELECT *, row_number() OVER w AS _rank, "
-            f"first(_row) OVER w AS _first FROM _typed "
-            f"WINDOW w AS (PARTITION BY {key}, _bad IS NULL ORDER BY _row))"
+            "CREATE OR REPLACE TEMP TABLE _typed AS SELECT * EXCLUDE "
+            f"(_bad, _rank, _first, _first_file), coalesce(_bad, {pk_problem}, "
+            f"CASE WHEN _rank > 1 THEN 'duplicate primary key ''{table.primary_key}'' = ' || "
+            f"CAST({key} AS VARCHAR) || ' (first at ' || CASE WHEN _first_file <> _file "
+            "THEN _first_file || ' ' ELSE '' END || 'row ' || _first || ')' END) AS _bad "
+            "FROM (SELECT *, row_number() OVER w AS _rank, first(_row) OVER w AS _first, "
+            "first(_file) OVER w AS _first_file FROM _typed "
+            f"WINDOW w AS (PARTITION BY {key}, _bad IS NULL ORDER BY _file, _row))"
         )
     elif nulls:
         con.execute(
@@ -139,9 +150,11 @@ def land(
         )
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    # One file keeps its order by itself (insertion order is preserved); several need sorting.
+    order = "ORDER BY _file, _row" if "_file" in schema else ""
     cols = ", ".join(quote(c) for c in data_columns)
     con.execute(
-        f"COPY (SELECT {cols} FROM _typed WHERE _bad IS NULL ORDER BY _row) "
+        f"COPY (SELECT {cols} FROM _typed WHERE _bad IS NULL {order}) "
         f"TO {sql_str(str(out_path))} (FORMAT PARQUET)"
     )
     loaded = con.execute("SELECT count(*) FROM _typed WHERE _bad IS NULL").fetchone()[0]
@@ -194,7 +207,10 @@ def _target_types(
         # Leading zeros and '+' mark codes (zip, phone), not numbers.
         checks.append(f"bool_or(regexp_matches({q}, '^\\s*(\\+|0[0-9])'))")
         checks.append(f"count({q})")
-        checks += [f"count(TRY_CAST({q} AS {t}))" for t in INFERENCE_ORDER]
+        checks += [
+            f"count(*) FILTER (WHERE {q} IS NOT NULL AND {fits.format(q=q)})"
+            for fits in INFERENCE_ORDER.values()
+        ]
     row = con.execute(f"SELECT {', '.join(checks)} FROM {relation}").fetchone()
     step = 2 + len(INFERENCE_ORDER)
     for i, col in enumerate(text_cols):

@@ -150,8 +150,9 @@ def land(
         )
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    # One file keeps its order by itself (insertion order is preserved); several need sorting.
-    order = "ORDER BY _file, _row" if "_file" in schema else ""
+    # Rows keep the source's order. One file read straight through keeps it by itself
+    # (insertion order is preserved); several files or the duplicate-key window need a sort.
+    order = "ORDER BY _file, _row" if "_file" in schema or dupes else ""
     cols = ", ".join(quote(c) for c in data_columns)
     con.execute(
         f"COPY (SELECT {cols} FROM _typed WHERE _bad IS NULL {order}) "

@@ -21,6 +21,7 @@ import json
 import random
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -62,11 +63,9 @@ MISSING_RATE = 0.05  # every other optional field
 PHONE_EXTENSION_RATE = 0.05  # "+1-555-123-4567 ext 12"
 LAST_FIRST_RATE = 0.15  # shop full_name written "Last, First"
 
-# --- planted bad rows (exact counts) ------------------------------------------------------
-CRM_RAGGED_ROWS = 2  # one with too many fields, one with too few
-CRM_DUPLICATE_KEY_ROWS = 1  # a different person re-using an existing contact_id
-CRM_EMPTY_KEY_ROWS = 1
-LOYALTY_INVALID_JSON_LINES = 2  # one truncated line, one with a trailing comma
+# Planted bad rows, always exactly these (see write_crm and write_loyalty): in crm_contacts.csv
+# 2 ragged rows, 1 row re-using another person's contact_id, 1 row with an empty contact_id;
+# in loyalty_members.jsonl 2 lines that are not valid JSON.
 
 # --- activity volumes, per person -----------------------------------------------------------
 ORDERS_PER_PERSON = 2.5
@@ -202,6 +201,9 @@ CRM_COLUMNS = ["contact_id", "first_name", "last_name", "email", "phone", "stree
 CRM_COLUMNS += ["state", "postal_code", "birth_date", "created_at", "modified_at"]
 
 
+Record = tuple["Person", dict]  # a true person and one source record of them
+
+
 @dataclass
 class Person:
     """The true person behind the records; sources see distorted renderings of it."""
@@ -267,6 +269,14 @@ def format_phone(digits: str, rng: random.Random) -> str:
         return f"+1-{a}-{b}-{c} ext {rng.randint(2, 99)}"
     formats = ["({a}) {b}-{c}", "{a}.{b}.{c}", "+1 {a} {b} {c}", "{a}{b}{c}", "{a}-{b}-{c}"]
     return rng.choice(formats).format(a=a, b=b, c=c)
+
+
+def is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def csv_value(value: object) -> str:
@@ -513,7 +523,7 @@ def loyalty_member(person: Person, rng: random.Random) -> dict:
 RENDERERS = {"crm": crm_contact, "shop": shop_account, "loyalty": loyalty_member}
 
 
-def build_records(source: str, people: list[Person], rng: random.Random) -> list[tuple]:
+def build_records(source: str, people: list[Person], rng: random.Random) -> list[Record]:
     """(person, record) pairs of one source in file order, with in-source duplicates."""
     render = RENDERERS[source]
     records = []
@@ -528,8 +538,8 @@ def build_records(source: str, people: list[Person], rng: random.Random) -> list
 # --- the three customer sources --------------------------------------------------------------
 
 
-def write_crm(out: Path, records: list[tuple], people: list[Person], rng: random.Random) -> dict:
-    """crm_contacts.csv with the planted bad rows; returns truth rows and bad-row info."""
+def write_crm(out: Path, records: list[Record], people: list[Person], rng: random.Random) -> dict:
+    """crm_contacts.csv with the planted bad rows; returns counts, truth rows and good contacts."""
     rows: list[list[object]] = []
     truth = []
     for i, (person, record) in enumerate(records, start=1):
@@ -565,11 +575,19 @@ def write_crm(out: Path, records: list[tuple], people: list[Person], rng: random
     rows.insert(rng.randint(0, len(rows)), [too_few[c] for c in CRM_COLUMNS][:-2])
 
     count = write_csv(out / "crm_contacts.csv", CRM_COLUMNS, rows)
-    good = [(record["contact_id"], record) for _, record in records]
-    return {"rows": count, "truth": truth, "contacts": good}
+    parseable = [row for row in rows if len(row) == len(CRM_COLUMNS)]
+    key_counts = Counter(row[0] for row in parseable if row[0])
+    return {
+        "rows": count,
+        "crm_ragged_rows": len(rows) - len(parseable),
+        "crm_duplicate_key_rows": sum(n - 1 for n in key_counts.values()),
+        "crm_empty_key_rows": sum(row[0] == "" for row in parseable),
+        "truth": truth,
+        "contacts": [(record["contact_id"], record) for _, record in records],
+    }
 
 
-def write_shop(out: Path, records: list[tuple]) -> dict:
+def write_shop(out: Path, records: list[Record]) -> dict:
     truth = []
     for i, (person, record) in enumerate(records):
         record["account_id"] = 10001 + i
@@ -589,7 +607,7 @@ def write_shop(out: Path, records: list[tuple]) -> dict:
 
 
 def write_loyalty(
-    out: Path, records: list[tuple], people: list[Person], rng: random.Random
+    out: Path, records: list[Record], people: list[Person], rng: random.Random
 ) -> dict:
     lines, truth = [], []
     for i, (person, record) in enumerate(records, start=1):
@@ -604,7 +622,12 @@ def write_loyalty(
         text = text[: len(text) // 2] if kind == "truncated" else text[:-1] + ", }"
         lines.insert(rng.randint(0, len(lines)), text)
     (out / "loyalty_members.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"rows": len(lines), "truth": truth, "members": [r for _, r in records]}
+    return {
+        "rows": len(lines),
+        "loyalty_invalid_json_lines": sum(not is_json(line) for line in lines),
+        "truth": truth,
+        "members": [r for _, r in records],
+    }
 
 
 # --- activities --------------------------------------------------------------------------
@@ -859,10 +882,10 @@ def generate(out_dir: Path, people: int = 2000, seed: int = 42) -> dict[str, int
         ),
         "subscriptions.csv": write_subscriptions(out, loyalty["members"], people, rng),
         "truth.csv": len(truth),
-        "crm_ragged_rows": CRM_RAGGED_ROWS,
-        "crm_duplicate_key_rows": CRM_DUPLICATE_KEY_ROWS,
-        "crm_empty_key_rows": CRM_EMPTY_KEY_ROWS,
-        "loyalty_invalid_json_lines": LOYALTY_INVALID_JSON_LINES,
+        "crm_ragged_rows": crm["crm_ragged_rows"],
+        "crm_duplicate_key_rows": crm["crm_duplicate_key_rows"],
+        "crm_empty_key_rows": crm["crm_empty_key_rows"],
+        "loyalty_invalid_json_lines": loyalty["loyalty_invalid_json_lines"],
     }
     shares = {s: len(members[s]) / people for s in SOURCE_RATES}
     write_readme(out, counts, shares, seed)

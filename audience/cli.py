@@ -15,7 +15,7 @@ from audience.engine import Engine, EngineError
 from audience.ingest import SourceError, ingest_table, landing_connection
 from audience.pipeline import run_pipeline
 from audience.profile import profile_table
-from audience.project import ProjectError, Project, load_project
+from audience.project import Project, ProjectError, load_project
 from audience.runs import RunError, StageResult, Workspace
 from audience.starter import write_starter
 from audience.validate import validate_project
@@ -31,11 +31,10 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-ProjectOption = Annotated[
-    Path, typer.Option("--project", "-p", help="Project file or its folder.")
-]
+ProjectOption = Annotated[Path, typer.Option("--project", "-p", help="Project file or its folder.")]
 EngineOption = Annotated[
-    str | None, typer.Option("--engine", "-e", help="Override the project's engine: duckdb or spark.")
+    str | None,
+    typer.Option("--engine", "-e", help="Override the project's engine: duckdb or spark."),
 ]
 USER_ERRORS = (ProjectError, SourceError, RunError, EngineError)
 
@@ -66,8 +65,9 @@ def init(
         _fail(str(e), "use --force to overwrite it")
     for path in written:
         console.print(f"wrote {path}")
-    console.print("next: edit audience.yaml, then run [bold]audience validate[/] and "
-                  "[bold]audience run[/]")
+    console.print(
+        "next: edit audience.yaml, then run [bold]audience validate[/] and [bold]audience run[/]"
+    )
 
 
 @app.command()
@@ -96,7 +96,8 @@ class _ProgressReporter:
         task = self.tasks[result.name]
         mark = "[green]✓[/]" if result.status == "ok" else "[red]✗[/]"
         self.progress.update(
-            task, completed=self.progress.tasks[task].total,
+            task,
+            completed=self.progress.tasks[task].total,
             description=f"{mark} {result.name} ({result.seconds:.1f}s)",
         )
 
@@ -106,8 +107,12 @@ def run(project_file: ProjectOption = Path("audience.yaml"), engine: EngineOptio
     """Run the pipeline into a new run folder; it becomes current only if every stage succeeds."""
     project = _load(project_file)
     progress = Progress(
-        SpinnerColumn(), "{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
+        SpinnerColumn(),
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
     try:
         with progress:
@@ -124,13 +129,21 @@ def _print_summary(results: dict) -> None:
     detail = results["stages"].get("ingest", {}).get("detail", {})
     for name, t in detail.items():
         style = "yellow" if t["rows_quarantined"] else None
-        table.add_row(name, f"{t['rows_in']:,}", f"{t['rows_loaded']:,}",
-                      f"{t['rows_quarantined']:,}", str(len(t["columns"])), style=style)
+        table.add_row(
+            name,
+            f"{t['rows_in']:,}",
+            f"{t['rows_loaded']:,}",
+            f"{t['rows_quarantined']:,}",
+            str(len(t["columns"])),
+            style=style,
+        )
     console.print(table)
     quarantined = sum(t["rows_quarantined"] for t in detail.values())
     if quarantined:
-        console.print(f"[yellow]{quarantined} row(s) quarantined[/]: see them with "
-                      "[bold]audience export Quarantine --to quarantine.csv[/]")
+        console.print(
+            f"[yellow]{quarantined} row(s) quarantined[/]: see them with "
+            "[bold]audience export Quarantine --to quarantine.csv[/]"
+        )
 
 
 @app.command()
@@ -156,8 +169,14 @@ def status(
         )
         colour = {"succeeded": "green", "failed": "red", "killed": "red"}.get(r.status, "yellow")
         name = r.id + (" (current)" if r.id == current else "")
-        table.add_row(name, f"[{colour}]{r.status}[/]", r.results.get("engine", ""),
-                      r.results.get("started", ""), str(r.results.get("seconds", "")), stages)
+        table.add_row(
+            name,
+            f"[{colour}]{r.status}[/]",
+            r.results.get("engine", ""),
+            r.results.get("started", ""),
+            str(r.results.get("seconds", "")),
+            stages,
+        )
     console.print(table)
     for r in runs:
         if r.results.get("error"):
@@ -198,16 +217,25 @@ def profile(
 
 
 def _print_profile(landed, prof: list[dict]) -> None:  # noqa: ANN001
-    title = (f"{landed.ref.label}: {landed.rows_loaded:,} rows loaded, "
-             f"{landed.rows_quarantined:,} quarantined")
+    title = (
+        f"{landed.ref.label}: {landed.rows_loaded:,} rows loaded, "
+        f"{landed.rows_quarantined:,} quarantined"
+    )
     table = Table(title=title)
     for col in ("column", "type", "nulls", "distinct", "min", "max", "top values"):
         table.add_column(col, overflow="fold")
     for p in prof:
         tops = ", ".join(f"{v} ({n})" for v, n in json.loads(p["top_values"])[:3])
         nulls = f"{p['nulls']:,} ({p['nulls'] / p['count']:.0%})" if p["count"] else "0"
-        table.add_row(p["column"], p["type"], nulls, f"{p['distinct'] or 0:,}",
-                      p["min"] or "", p["max"] or "", tops)
+        table.add_row(
+            p["column"],
+            p["type"],
+            nulls,
+            f"{p['distinct'] or 0:,}",
+            p["min"] or "",
+            p["max"] or "",
+            tops,
+        )
     console.print(table)
 
 
@@ -216,8 +244,10 @@ def export(
     table: Annotated[str, typer.Argument(help="Table of the current run, e.g. crm_contacts.")],
     to: Annotated[Path, typer.Option("--to", help="File to write (.parquet or .csv).")],
     project_file: ProjectOption = Path("audience.yaml"),
-    fmt: Annotated[str | None, typer.Option("--format", help="parquet or csv (default: by "
-                                                             "the file's extension).")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="parquet or csv (default: by the file's extension)."),
+    ] = None,
 ) -> None:
     """Write a table of the current run to a Parquet or CSV file."""
     project = _load(project_file)

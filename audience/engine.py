@@ -88,6 +88,7 @@ class Engine:
             "spark.sql.shuffle.partitions": "8",
             "spark.sql.session.timeZone": "UTC",
             "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             **project.spark.conf,
         }

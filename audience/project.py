@@ -273,9 +273,7 @@ def interpolate_env(value: Any, path: str = "", problems: list[str] | None = Non
     """Replace ${VAR} and ${VAR:-default} in every string; unknown variables are problems."""
     problems = problems if problems is not None else []
     if isinstance(value, dict):
-        return {
-            k: interpolate_env(v, _join(path, k), problems) for k, v in value.items()
-        }
+        return {k: interpolate_env(v, _join(path, k), problems) for k, v in value.items()}
     if isinstance(value, list):
         return [interpolate_env(v, _join(path, i), problems) for i, v in enumerate(value)]
     if isinstance(value, str):

@@ -129,8 +129,9 @@ class Workspace:
 
     def start_run(self, stages: list[str], engine: str, project_name: str) -> Run:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        run_id = f"{stamp}-{secrets.token_hex(3)}"
+        # Sortable by time (to the microsecond), unique across processes.
+        now = datetime.now(UTC)
+        run_id = f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{secrets.token_hex(2)}"
         results = {
             "run_id": run_id,
             "project": project_name,
@@ -175,11 +176,12 @@ class Workspace:
         """All runs, newest first."""
         if not self.runs_dir.exists():
             return []
-        runs = []
-        for folder in sorted(self.runs_dir.iterdir(), reverse=True):
-            if (folder / "run_results.json").exists():
-                runs.append(self.load(folder.name))
-        return runs
+        runs = [
+            self.load(folder.name)
+            for folder in self.runs_dir.iterdir()
+            if (folder / "run_results.json").exists()
+        ]
+        return sorted(runs, key=lambda r: (r.results.get("started_unix", 0), r.id), reverse=True)
 
     def prune(self) -> None:
         """Keep the newest `keep_runs` finished runs (and always the current one)."""

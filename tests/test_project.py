@@ -60,7 +60,9 @@ def test_valid_project_loads_with_env_and_type_shorthand(tmp_path, monkeypatch):
 
 def test_missing_env_variable_names_the_path(tmp_path, monkeypatch):
     monkeypatch.delenv("DB_PASSWORD", raising=False)
-    assert problems(tmp_path, VALID) == ["sources[1].url: environment variable ${DB_PASSWORD} is not set"]
+    assert problems(tmp_path, VALID) == [
+        "sources[1].url: environment variable ${DB_PASSWORD} is not set"
+    ]
 
 
 def test_env_default_is_used(tmp_path, monkeypatch):
@@ -71,7 +73,9 @@ def test_env_default_is_used(tmp_path, monkeypatch):
 
 def test_unknown_key_is_rejected_with_path_and_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DB_PASSWORD", "x")
-    text = VALID.replace("        primary_key: id\n", "        primary_key: id\n        primry: x\n", 1)
+    text = VALID.replace(
+        "        primary_key: id\n", "        primary_key: id\n        primry: x\n", 1
+    )
     assert problems(tmp_path, text) == [
         "sources[0].tables[0].primry: unknown key (check the spelling; see "
         "audience.schema.json for the keys allowed) (line 9)"
@@ -94,13 +98,18 @@ def test_bad_type_override_and_names(tmp_path):
         "      - {name: t, path: p, primary_key: id, types: {a: money}}\n"
     )
     found = problems(tmp_path, text)
-    assert any(p.startswith("engine: Input should be 'duckdb' or 'spark', got 'oracle'") for p in found)
+    assert any(
+        p.startswith("engine: Input should be 'duckdb' or 'spark', got 'oracle'") for p in found
+    )
     assert any(p.startswith("sources[0].name: String should match pattern") for p in found)
     assert any(p.startswith("sources[0].tables[0].types.a.type: Input should be") for p in found)
 
 
 def test_sql_table_needs_table_or_query(tmp_path):
-    text = "name: x\nsources:\n  - {name: d, kind: sql, url: 'sqlite://', tables: [{name: t, primary_key: id}]}\n"
+    text = (
+        "name: x\nsources:\n"
+        "  - {name: d, kind: sql, url: 'sqlite://', tables: [{name: t, primary_key: id}]}\n"
+    )
     assert problems(tmp_path, text)[0].startswith("sources[0].tables[0]: give exactly one of")
 
 

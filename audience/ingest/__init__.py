@@ -48,6 +48,7 @@ def landing_connection(project: Project, temp_dir: Path | None = None) -> duckdb
     spill.mkdir(parents=True, exist_ok=True)
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET TimeZone = 'UTC'")  # text timestamps without an offset are UTC
     if project.duckdb.threads:
         con.execute(f"SET threads = {project.duckdb.threads}")
     if project.duckdb.memory_limit:

@@ -9,11 +9,14 @@ Both Common Data Model metadata formats are read:
   attribute names and `dataFormat`s.
 
 Partitions are CSV or Parquet (the `is.partition.format.*` trait, `fileFormatSettings`, or
-the `.parquet` extension). Headerless CSV columns are the attributes in declared order; a
+the `.parquet` extension); CSV without a `columnHeaders` setting has no header row, as CDM
+exports write them. Headerless CSV columns are the attributes in declared order; a
 partition with fewer columns than attributes was written before the trailing attributes
 were added, so those are NULL. Values are cast to the declared types here, because the
 metadata is the contract: a value that does not fit sends its row to quarantine, naming the
-column and the declared type.
+column and the declared type. (Landing still infers a type for text columns, so a String
+attribute that holds only numbers lands as a number unless the table's `types` says
+`string`.)
 
 Locations are mapped to the local copy of the folder:
 - a relative location (or corpus path `local:/a/b.csv`, `/a/b.csv`) is relative to the
@@ -71,7 +74,7 @@ CDM_TYPES: dict[str, str] = {
     "entityid": GUID,
 }
 # A text timestamp that ends with a UTC offset ('Z', '+02:00').
-_OFFSET_RE = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
+_OFFSET_RE = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*([Zz]|[+-]\d{2}(:?\d{2})?)$"
 
 
 @dataclass
@@ -116,7 +119,7 @@ def read(
             rejects += _load_partition(con, entity, partition, project, config_path)
     finally:
         con.execute("DROP TABLE IF EXISTS _cdm_part")
-    return RawRead("_raw", _relative(entity.metadata, project), rejects)
+    return RawRead("_raw", _relative(entity.metadata, project), rejects, infer_types=False)
 
 
 def utc_timestamp_sql(text: str) -> str:
@@ -136,7 +139,7 @@ def _output_type(attribute: Attribute) -> str:
     return "VARCHAR" if attribute.duck_type == GUID else attribute.duck_type
 
 
-def _convert_sql(column: str, current: str, target: str) -> str:
+def convert_sql(column: str, current: str, target: str) -> str:
     """The value of `column` (DuckDB type `current`) as `target`; NULL when it does not fit."""
     if target == GUID:
         if current == "VARCHAR":
@@ -193,17 +196,17 @@ def _load_partition(
             values.append(f"CAST(NULL AS {_output_type(attribute)})")
             continue
         src = quote(source)
-        value = _convert_sql(src, schema[source], attribute.duck_type)
+        value = convert_sql(src, schema[source], attribute.duck_type)
         values.append(value)
         if value == src:
             continue
         check = f"({src} IS NOT NULL AND ({value}) IS NULL)"
         checks.append(check)
-        text = (
-            f"{attribute.name}: '' || CAST({src} AS VARCHAR) || '' is not a "
-            f"{attribute.declared} as declared in {entity.metadata.name}"
+        reasons.append(
+            f"CASE WHEN {check} THEN {sql_str(attribute.name + ': ' + chr(39))} || "
+            f"CAST({src} AS VARCHAR) || {sql_str(chr(39) + ' is not ' + _a(attribute.declared))} "
+            f"|| {sql_str(' as declared in ' + entity.metadata.name)} END"
         )
-        reasons.append(f"CASE WHEN {check} THEN '{_escape(text, keep_concat=True)}' END")
         names.append(f"CASE WHEN {check} THEN {sql_str(attribute.name)} END")
 
     any_bad = " OR ".join(checks) if checks else "false"
@@ -228,15 +231,6 @@ def _load_partition(
     return rejects
 
 
-def _escape(text: str, keep_concat: bool = False) -> str:
-    """Escape quotes for a SQL literal, leaving the `'' || expr || ''` splices intact."""
-    if not keep_concat:
-        return text.replace("'", "''")
-    head, _, rest = text.partition(": '' || ")
-    expr, _, tail = rest.partition(" || '' ")
-    return f"{head.replace(chr(39), chr(39) * 2)}: ''' || {expr} || ''' {tail.replace(chr(39), chr(39) * 2)}"
-
-
 def _match_columns(
     entity: Entity, partition: Partition, columns: list[str], where: str
 ) -> list[str | None]:
@@ -258,8 +252,12 @@ def _match_columns(
         )
     extra = set(by_name) - {a.name.lower() for a in attributes}
     if extra:
-        log.warning("%s: columns not declared in %s ignored: %s", where, entity.metadata.name,
-                    ", ".join(sorted(by_name[e] for e in extra)))
+        log.warning(
+            "%s: columns not declared in %s ignored: %s",
+            where,
+            entity.metadata.name,
+            ", ".join(sorted(by_name[e] for e in extra)),
+        )
     return [by_name[a.name.lower()] for a in attributes]
 
 
@@ -350,7 +348,7 @@ def _model_json_entity(metadata: Path, name: str, key: str, config_path: str) ->
             header=_truthy(settings.get("columnHeaders", False)),
             delimiter=settings.get("delimiter") or ",",
             quote="" if str(settings.get("quoteStyle", "")).endswith("None") else '"',
-            encoding=_encoding(settings.get("encoding")),
+            encoding=_encoding(settings.get("encoding"), where),
         )
         partitions.append(Partition(path, fmt, options))
     return Entity(name, metadata, attributes, partitions)
@@ -387,13 +385,13 @@ def _manifest_entity(metadata: Path, name: str, key: str, config_path: str) -> E
     partitions = []
     for p in found.get("dataPartitions") or []:
         path = _local_path(str(p.get("location", "")), manifest.parent, where)
-        partitions.append(_manifest_partition(path, p.get("exhibitsTraits")))
+        partitions.append(_manifest_partition(path, p.get("exhibitsTraits"), where))
     seen = {p.path for p in partitions}
     for pattern in found.get("dataPartitionPatterns") or []:
         for path in _pattern_files(pattern, manifest.parent, where):
             if path not in seen:
                 seen.add(path)
-                partitions.append(_manifest_partition(path, pattern.get("exhibitsTraits")))
+                partitions.append(_manifest_partition(path, pattern.get("exhibitsTraits"), where))
     return Entity(name, manifest, attributes, partitions)
 
 
@@ -441,7 +439,7 @@ def _declared_type(attribute: dict[str, Any]) -> str:
     return str(data_type or "String")
 
 
-def _manifest_partition(path: Path, traits: Any) -> Partition:
+def _manifest_partition(path: Path, traits: Any, where: str) -> Partition:
     fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
     options = CsvOptions(header=False)
     for trait in traits or []:
@@ -462,7 +460,7 @@ def _manifest_partition(path: Path, traits: Any) -> Partition:
                 header=_truthy(args.get("columnHeaders", False)),
                 delimiter=args.get("delimiter") or ",",
                 quote='"' if args.get("quote") is None else str(args["quote"]),
-                encoding=_encoding(args.get("encoding")),
+                encoding=_encoding(args.get("encoding"), where),
             )
     return Partition(path, fmt, options)
 
@@ -476,10 +474,11 @@ def _pattern_files(pattern: dict[str, Any], base: Path, where: str) -> list[Path
     root = _local_path(str(pattern.get("rootLocation") or "."), base, where)
     if not root.is_dir():
         return []
-    if pattern.get("regularExpression"):
-        regex = re.compile(pattern["regularExpression"])
-    else:
-        regex = re.compile(_glob_regex(str(pattern.get("globPattern") or "*")))
+    expression = pattern.get("regularExpression")
+    try:
+        regex = re.compile(expression or _glob_regex(str(pattern.get("globPattern") or "*")))
+    except re.error as e:
+        raise SourceError(f"{where}: partition pattern {expression!r} is not valid: {e}") from None
     files = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = "/" + path.relative_to(root).as_posix()
@@ -489,23 +488,21 @@ def _pattern_files(pattern: dict[str, Any], base: Path, where: str) -> list[Path
 
 
 def _glob_regex(glob: str) -> str:
-    out = "" if glob.startswith("/") else "(/.*)?/"
-    i = 0
-    body = glob.lstrip("/")
+    anchored = glob.startswith("/")
+    out = "/" if anchored else "(/.*)?/"
+    body, i = glob.lstrip("/"), 0
     while i < len(body):
-        if body.startswith("**", i):
-            out += ".*"
-            i += 2
+        if body.startswith("**/", i):  # any folders, or none
+            out, i = out + "(.*/)?", i + 3
+        elif body.startswith("**", i):
+            out, i = out + ".*", i + 2
         elif body[i] == "*":
-            out += "[^/]*"
-            i += 1
+            out, i = out + "[^/]*", i + 1
         elif body[i] == "?":
-            out += "[^/]"
-            i += 1
+            out, i = out + "[^/]", i + 1
         else:
-            out += re.escape(body[i])
-            i += 1
-    return ("/" if glob.startswith("/") else "") + out if glob.startswith("/") else out
+            out, i = out + re.escape(body[i]), i + 1
+    return out
 
 
 def _local_path(location: str, base: Path, where: str) -> Path:
@@ -515,12 +512,13 @@ def _local_path(location: str, base: Path, where: str) -> Path:
     elif re.match(r"^[A-Za-z][\w.+-]+:", location):  # a corpus path: 'local:/a/b.csv'
         parts = [p for p in location.split(":", 1)[1].split("/") if p]
     else:
-        path = base / location.lstrip("/")
-        if path.exists() or not location.startswith("/"):
-            if not path.exists():
-                raise SourceError(f"{where}: location {location} not found (looked at {path})")
-            return path
         parts = [p for p in location.split("/") if p]
+        direct = base.joinpath(*parts)
+        if direct.exists():
+            return direct
+        if not location.startswith("/"):
+            raise SourceError(f"{where}: location {location} not found (looked at {direct})")
+    # Longest trailing part first: 'folder/a/b.csv' is more specific than 'b.csv'.
     for i in range(len(parts)):
         candidate = base.joinpath(*parts[i:])
         if candidate.exists():
@@ -531,6 +529,10 @@ def _local_path(location: str, base: Path, where: str) -> Path:
     )
 
 
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _relative(path: Path, project: Project) -> str:
     return Path(os.path.relpath(path, project.root)).as_posix()
 
@@ -539,8 +541,13 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("true", "1", "yes")
 
 
-def _encoding(value: Any) -> Any:
+def _encoding(value: Any, where: str) -> Any:
     text = str(value or "utf-8").lower().replace("_", "-")
-    return {"utf8": "utf-8", "utf16": "utf-16", "iso-8859-1": "latin-1"}.get(
-        text, text if text in ("utf-8", "utf-16", "latin-1") else "utf-8"
-    )
+    if text in ("utf-8", "utf8", "utf-8-sig"):
+        return "utf-8"
+    if text.startswith(("utf-16", "utf16", "unicode")):
+        return "utf-16"
+    if text in ("latin-1", "latin1", "iso-8859-1"):
+        return "latin-1"
+    # Reading it as UTF-8 would garble the text without an error: refuse instead.
+    raise SourceError(f"{where}: encoding {value} not supported (utf-8, utf-16, latin-1)")

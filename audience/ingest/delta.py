@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError, DeltaProtocolError
+from deltalake.exceptions import DeltaError
 
 from audience.ingest.landing import INTERNAL_COLUMNS, RawRead, SourceError
 from audience.project import Project, TableRef
@@ -25,7 +25,7 @@ def read(
     table = _open(ref, project, config_path)
     try:
         dataset = table.to_pyarrow_dataset()
-    except (DeltaProtocolError, DeltaError) as e:
+    except DeltaError as e:
         # e.g. deletion vectors or column mapping written by another engine
         raise SourceError(
             f"{config_path}.path: cannot read Delta table {ref.table.path}: {e}"
@@ -51,7 +51,7 @@ def read(
         con.execute("CREATE OR REPLACE TEMP TABLE _raw AS SELECT * FROM _delta_batches")
     finally:
         con.unregister("_delta_batches")
-    return RawRead("_raw", ref.table.path)
+    return RawRead("_raw", ref.table.path, infer_types=False)
 
 
 def describe(ref: TableRef, project: Project, config_path: str) -> list[str]:

@@ -18,10 +18,14 @@ from audience.ingest.landing import RawRead, SourceError, quarantine_record, sql
 from audience.project import CsvOptions, Project, TableRef
 
 
-def resolve_file(project: Project, ref: TableRef, config_path: str, must_be_file: bool = True) -> Path:
+def resolve_file(
+    project: Project, ref: TableRef, config_path: str, must_be_file: bool = True
+) -> Path:
     path = project.resolve(ref.table.path)
     if not path.exists():
-        raise SourceError(f"{config_path}.path: file not found: {ref.table.path} (looked at {path})")
+        raise SourceError(
+            f"{config_path}.path: file not found: {ref.table.path} (looked at {path})"
+        )
     if must_be_file and path.is_dir():
         raise SourceError(f"{config_path}.path: {ref.table.path} is a folder, expected a file")
     if path.is_file() and path.stat().st_size == 0:
@@ -94,7 +98,9 @@ def _shift_rows_past_rejects(con: duckdb.DuckDBPyConnection, relation: str, reje
     con.execute("DROP TABLE _reject_slots")
 
 
-def read_csv(con: duckdb.DuckDBPyConnection, ref: TableRef, project: Project, config_path: str) -> RawRead:
+def read_csv(
+    con: duckdb.DuckDBPyConnection, ref: TableRef, project: Project, config_path: str
+) -> RawRead:
     path = resolve_file(project, ref, config_path)
     rejects = read_csv_files(con, str(path), ref.source.options, "_raw", f"{config_path}.path")
     return RawRead("_raw", ref.table.path, rejects)
@@ -106,7 +112,7 @@ def describe_csv(ref: TableRef, project: Project, config_path: str) -> list[str]
     try:
         rows = con.execute(
             f"DESCRIBE SELECT * FROM read_csv({sql_str(str(path))}, "
-            f"{csv_options_sql(ref.source.options)})"
+            f"{csv_options_sql(ref.source.options)}, ignore_errors=true)"
         ).fetchall()
     except duckdb.Error as e:
         raise SourceError(f"{config_path}.path: cannot read CSV {ref.table.path}: {e}") from None
@@ -132,8 +138,10 @@ def read_parquet(
             f"file_row_number=true, union_by_name=true{filename})"
         )
     except duckdb.Error as e:
-        raise SourceError(f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}") from None
-    return RawRead("_raw", ref.table.path)
+        raise SourceError(
+            f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}"
+        ) from None
+    return RawRead("_raw", ref.table.path, infer_types=False)
 
 
 def describe_parquet(ref: TableRef, project: Project, config_path: str) -> list[str]:
@@ -143,13 +151,17 @@ def describe_parquet(ref: TableRef, project: Project, config_path: str) -> list[
         pattern = sql_str(_parquet_pattern(path))
         rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({pattern})").fetchall()
     except duckdb.Error as e:
-        raise SourceError(f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}") from None
+        raise SourceError(
+            f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}"
+        ) from None
     finally:
         con.close()
     return [r[0] for r in rows]
 
 
-def _json_records(path: Path, fmt: str, config_path: str) -> tuple[list[int], list[str], list[dict]]:
+def _json_records(
+    path: Path, fmt: str, config_path: str
+) -> tuple[list[int], list[str], list[dict]]:
     """(line numbers, JSON object texts, rejects) of a JSON Lines or JSON array file."""
     if fmt == "auto":
         fmt = "lines" if path.suffix.lower() in (".jsonl", ".ndjson") else "array"
@@ -162,12 +174,20 @@ def _json_records(path: Path, fmt: str, config_path: str) -> tuple[list[int], li
                 try:
                     value = json.loads(line)
                 except json.JSONDecodeError as e:
-                    rejects.append(quarantine_record(f"not valid JSON: {e.msg} at column {e.colno}",
-                                                     row=number, raw=line.rstrip("\n")))
+                    rejects.append(
+                        quarantine_record(
+                            f"not valid JSON: {e.msg} at column {e.colno}",
+                            row=number,
+                            raw=line.rstrip("\n"),
+                        )
+                    )
                     continue
                 if not isinstance(value, dict):
-                    rejects.append(quarantine_record("line is not a JSON object", row=number,
-                                                     raw=line.rstrip("\n")))
+                    rejects.append(
+                        quarantine_record(
+                            "line is not a JSON object", row=number, raw=line.rstrip("\n")
+                        )
+                    )
                     continue
                 rows.append(number)
                 texts.append(line)
@@ -186,8 +206,9 @@ def _json_records(path: Path, fmt: str, config_path: str) -> tuple[list[int], li
             rows.append(number)
             texts.append(json.dumps(value))
         else:
-            rejects.append(quarantine_record("array element is not a JSON object", row=number,
-                                             raw=value))
+            rejects.append(
+                quarantine_record("array element is not a JSON object", row=number, raw=value)
+            )
     return rows, texts, rejects
 
 

@@ -56,6 +56,13 @@ class RawRead:
     relation: str  # DuckDB table or view with the raw rows, a `_row` and maybe a `_file` column
     file: str  # the file (or table/query) shown in quarantine rows without their own `_file`
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # rows rejected on read
+    # Text formats (CSV, JSON) carry no types: landing infers them. Typed sources (Parquet,
+    # SQL, Delta, CDM) declare theirs, and a digits-only string column stays a string.
+    infer_types: bool = True
+
+    def read_stats(self) -> dict[str, Any]:
+        """What the connector did beyond rows (e.g. incremental deletes), for run results."""
+        return {}
 
 
 @dataclass
@@ -67,15 +74,19 @@ class LandedTable:
     rows_loaded: int
     rows_quarantined: int
     columns: dict[str, str]
+    read_stats: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary = {
             "table": self.ref.id,
             "rows_in": self.rows_in,
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
             "columns": self.columns,
         }
+        if self.read_stats:
+            summary["read"] = self.read_stats
+        return summary
 
 
 def quote(name: str) -> str:
@@ -102,7 +113,8 @@ def land(
         raise SourceError("\n".join(problems))
     file_expr = "_file" if "_file" in schema else sql_str(raw.file)
 
-    targets = _target_types(con, raw.relation, schema, table.types)
+    inferable = schema if raw.infer_types else {}
+    targets = _target_types(con, raw.relation, inferable, table.types)
     select_parts, reasons, bad_columns = [], [], []
     for col in data_columns:
         expr, failed = _cast_expr(col, schema[col], targets.get(col), table.types.get(col))
@@ -159,9 +171,7 @@ def land(
         f"TO {sql_str(str(out_path))} (FORMAT PARQUET)"
     )
     loaded = con.execute("SELECT count(*) FROM _typed WHERE _bad IS NULL").fetchone()[0]
-    quarantined = _write_quarantine(
-        con, raw, ref, table.primary_key, data_columns, quarantine_path
-    )
+    quarantined = _write_quarantine(con, raw, ref, table.primary_key, data_columns, quarantine_path)
     types = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT {cols} FROM _typed").fetchall()}
     con.execute("DROP TABLE IF EXISTS _typed")
     return LandedTable(
@@ -172,6 +182,7 @@ def land(
         rows_loaded=loaded,
         rows_quarantined=quarantined,
         columns=types,
+        read_stats=raw.read_stats(),
     )
 
 
@@ -236,6 +247,10 @@ def _cast_expr(
     if override and override.format and target in ("DATE", "TIMESTAMP"):
         cast = f"CAST(try_strptime(CAST({q} AS VARCHAR), {sql_str(override.format)}) AS {target})"
         expected = f"a {override.type} in the format {override.format}"
+    elif target == "TIMESTAMP" and current == "VARCHAR":
+        # Text with a UTC offset ('...T10:00+02:00') is converted to UTC, not cut off.
+        cast = f"CAST(TRY_CAST({q} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
+        expected = f"a valid {override.type}" if override else target
     else:
         cast = f"TRY_CAST({q} AS {target})"
         expected = f"a valid {override.type}" if override else target
@@ -292,8 +307,10 @@ def _write_quarantine(
         f"coalesce(_raw_json, {_json_record(data_columns)}) FROM _typed WHERE _bad IS NOT NULL"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY (SELECT * FROM _quarantine ORDER BY file, row) TO {sql_str(str(path))} "
-                "(FORMAT PARQUET)")
+    con.execute(
+        f"COPY (SELECT * FROM _quarantine ORDER BY file, row) TO {sql_str(str(path))} "
+        "(FORMAT PARQUET)"
+    )
     n = con.execute("SELECT count(*) FROM _quarantine").fetchone()[0]
     con.execute("DROP TABLE _quarantine")
     return n

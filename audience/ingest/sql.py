@@ -44,14 +44,16 @@ def read(
         with _connect(engine, url, config_path) as conn:
             stmt, declared = _statement(conn, ref, config_path)
             try:
-                streamed = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS)
+                streamed = conn.execution_options(stream_results=True)
                 _load(con, streamed.execute(stmt), declared, where)
             except sa.exc.DBAPIError as e:
                 what = f"cannot read '{table.table}'" if table.table else "query failed"
                 raise SourceError(f"{where}: {what}: {_reason(e, url)}") from None
     finally:
         engine.dispose()
-    return RawRead("_raw", table.table or "query")
+    # SQLite keeps dates and times as text whatever the declared type: infer those from the
+    # values. Other databases declare real types, which are kept as they are.
+    return RawRead("_raw", table.table or "query", infer_types=url.get_backend_name() == "sqlite")
 
 
 def describe(ref: TableRef, project: Project, config_path: str) -> list[str]:
@@ -131,7 +133,8 @@ def _reason(error: sa.exc.DBAPIError, url: URL) -> str:
     args = getattr(orig, "args", ())
     # pymysql errors are (code, message) tuples.
     text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(orig)
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip().strip("^"))
+    # PostgreSQL appends the statement ('LINE 1: DECLARE cursor ...' and a caret): drop it.
+    text = " ".join(text.split("\nLINE ")[0].split())
     return text.replace(url.password, "***") if url.password else text
 
 
@@ -151,10 +154,12 @@ def _columns(conn: Connection, ref: TableRef, config_path: str) -> list[dict[str
         except sa.exc.DBAPIError:
             known = []  # e.g. the schema itself does not exist
         listed = ", ".join(sorted(known)[:30]) + (", ..." if len(known) > 30 else "")
-        in_schema = f" in schema '{schema}'" if schema else ""
+        if schema and not known:
+            listed = f"schema '{schema}' has no tables or does not exist"
+        else:
+            listed = f"tables{f' in {schema}' if schema else ''} are {listed or 'none'}"
         raise SourceError(
-            f"{config_path}.table: table '{ref.table.table}' not found; "
-            f"tables{in_schema} are {listed or 'none'}"
+            f"{config_path}.table: table '{ref.table.table}' not found; {listed}"
         ) from None
 
 
@@ -167,10 +172,12 @@ def _statement(
     columns = _columns(conn, ref, config_path)
     schema, _, name = ref.table.table.rpartition(".")
     stmt = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema or None))
-    # SQLite's declared types are affinities, not types: its values tell the truth.
-    if conn.dialect.name == "sqlite":
-        return stmt, {}
     declared = {c["name"]: _declared_type(c["type"]) for c in columns}
+    if conn.dialect.name == "sqlite":
+        # SQLite declares affinities, not types: a DATE holds text and a NUMERIC(10,2) floats,
+        # so only keep what its values can match (BOOLEAN holds 0/1, kept while they are).
+        keep = (pa.bool_(), pa.int64())
+        return stmt, {n: t for n, t in declared.items() if t in keep}
     return stmt, {n: t for n, t in declared.items() if t is not None}
 
 
@@ -206,7 +213,9 @@ def _load(
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE _raw (_row BIGINT, {columns})")
     start = 1
-    for rows in result.partitions():
+    # Fixed-size fetches (FETCH n on a server-side cursor): without yield_per on the result,
+    # SQLAlchemy's buffer starts at one row and grows, costing thousands of round trips.
+    for rows in result.yield_per(BATCH_ROWS).partitions():
         arrays = [pa.array(range(start, start + len(rows)), pa.int64())]
         for i, values in enumerate(zip(*rows, strict=True)):
             array, fitted = _fit(values, types[i])
@@ -259,8 +268,9 @@ def _infer(values: Sequence[Any]) -> pa.Array:
         array = pa.array(values)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         return pa.array(_texts(values), pa.string())  # mixed kinds or objects Arrow lacks
-    if pa.types.is_nested(array.type) or isinstance(array.type, pa.ExtensionType):
-        return pa.array(_texts(values), pa.string())  # JSON documents, UUIDs: keep as text
+    if pa.types.is_nested(array.type) or isinstance(array.type, pa.BaseExtensionType):
+        # JSON documents and UUIDs as text: what Spark and the SQL exports can read back.
+        return pa.array(_texts(values), pa.string())
     if pa.types.is_decimal(array.type) and array.type.precision > 38:
         return array.cast(pa.float64())  # DuckDB decimals stop at 38 digits
     return array

@@ -66,7 +66,8 @@ def test_validate_reports_missing_columns_and_bad_keys(tmp_path):
     yaml.write_text(yaml.read_text().replace("primary_key: customer_id", "primary_key: id"))
     result = invoke("validate", "-p", str(yaml))
     assert result.exit_code == 2
-    assert "sources[0].tables[0].primary_key: column 'id' not in data/customers.csv" in result.output
+    expected = "sources[0].tables[0].primary_key: column 'id' not in data/customers.csv"
+    assert expected in result.output
     yaml.write_text(yaml.read_text().replace("engine: duckdb", "engine: duckdb\nengines: x"))
     result = invoke("validate", "-p", str(yaml))
     assert result.exit_code == 2 and "engines: unknown key" in result.output

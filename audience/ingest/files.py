@@ -47,6 +47,15 @@ def csv_options_sql(options: CsvOptions) -> str:
     return ", ".join(parts)
 
 
+def sniff_csv_types(
+    con: duckdb.DuckDBPyConnection, path: str, options: CsvOptions
+) -> dict[str, str]:
+    """DuckDB's sniffer's guess of each column's type, from a sample (a hint for landing)."""
+    sql_options = csv_options_sql(options).replace("all_varchar=true", "ignore_errors=true")
+    rows = con.execute(f"DESCRIBE SELECT * FROM read_csv({sql_str(path)}, {sql_options})")
+    return {r[0]: r[1] for r in rows.fetchall()}
+
+
 def read_csv_files(
     con: duckdb.DuckDBPyConnection, pattern: str, options: CsvOptions, relation: str, label: str
 ) -> list[dict]:
@@ -103,7 +112,8 @@ def read_csv(
 ) -> RawRead:
     path = resolve_file(project, ref, config_path)
     rejects = read_csv_files(con, str(path), ref.source.options, "_raw", f"{config_path}.path")
-    return RawRead("_raw", ref.table.path, rejects)
+    hints = sniff_csv_types(con, str(path), ref.source.options)
+    return RawRead("_raw", ref.table.path, rejects, type_hints=hints)
 
 
 def describe_csv(ref: TableRef, project: Project, config_path: str) -> list[str]:

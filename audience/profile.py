@@ -1,6 +1,6 @@
 """Column profiles of a table, computed in the engine:
-1. one aggregate: rows, non-nulls, approximate distinct count, min, max, mean per column;
-2. per column, one grouped query: the top values;
+1. one aggregate: rows, non-nulls, min, max, mean per column;
+2. per column, grouped queries: the exact distinct count and the top values;
 3. an equal-width histogram of every number, date and timestamp column, as one grouped union.
 """
 
@@ -26,7 +26,7 @@ PROFILE_SCHEMA = pa.schema(
         ("type", pa.string()),
         ("count", pa.int64()),
         ("nulls", pa.int64()),
-        ("distinct", pa.int64()),  # approximate (HyperLogLog, within a few percent)
+        ("distinct", pa.int64()),
         ("min", pa.string()),
         ("max", pa.string()),
         ("mean", pa.float64()),
@@ -67,11 +67,11 @@ def profile_table(table: ibis.Table, name: str) -> pa.Table:
                 "type": _type_name(dtype),
                 "count": total,
                 "nulls": total - count,
-                "distinct": stats.get(f"{col}__distinct"),
+                "distinct": tops[col]["distinct"] if col in tops else None,
                 "min": _text(stats.get(f"{col}__min")),
                 "max": _text(stats.get(f"{col}__max")),
                 "mean": _round(stats.get(f"{col}__mean")),
-                "top_values": json.dumps(tops.get(col, [])),
+                "top_values": json.dumps(tops[col]["top"] if col in tops else []),
                 "histogram": json.dumps(histograms.get(col)) if col in histograms else None,
             }
         )
@@ -90,9 +90,6 @@ def _basic_stats(table: ibis.Table, kinds: dict[str, str]) -> dict[str, Any]:
         metrics[f"{col}__count"] = c.count()
         if kind == "other":
             continue
-        # HyperLogLog, as DuckDB's SUMMARIZE and Spark's profilers do: exact distinct counts
-        # need a hash table of every value per column, the profile's dominant cost at scale.
-        metrics[f"{col}__distinct"] = c.approx_nunique()
         if kind in ("number", "date", "timestamp", "string"):
             metrics[f"{col}__min"] = c.min()
             metrics[f"{col}__max"] = c.max()
@@ -101,12 +98,13 @@ def _basic_stats(table: ibis.Table, kinds: dict[str, str]) -> dict[str, Any]:
     return table.aggregate(**metrics).to_pyarrow().to_pylist()[0]
 
 
-def _top_values(table: ibis.Table, kinds: dict[str, str]) -> dict[str, list[list[Any]]]:
-    """Per column: [[value, count], ...], most frequent first (values as text).
+def _top_values(table: ibis.Table, kinds: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per column: {"distinct": n, "top": [[value, count], ...]}, values as text.
 
     One grouped query per column: a single union over all columns was 8x slower on DuckDB.
+    Distinct counts are exact: approximate ones (HyperLogLog) were 10% off at 200 values.
     """
-    out: dict[str, list[list[Any]]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for col, kind in kinds.items():
         if kind == "other":
             continue
@@ -117,7 +115,10 @@ def _top_values(table: ibis.Table, kinds: dict[str, str]) -> dict[str, list[list
             .agg(n=_.count())
         )
         top = counts.order_by([ibis.desc("n"), "value"]).limit(TOP_VALUES)
-        out[col] = [[r["value"], r["n"]] for r in top.to_pyarrow().to_pylist()]
+        out[col] = {
+            "distinct": int(counts.count().to_pyarrow().as_py()),
+            "top": [[r["value"], r["n"]] for r in top.to_pyarrow().to_pylist()],
+        }
     return out
 
 

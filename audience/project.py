@@ -25,6 +25,8 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from audience.unify.config import UnifyConfig
+
 PROJECT_FILE = "audience.yaml"
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
@@ -195,6 +197,9 @@ class Project(Strict):
     workspace: str = Field(".audience", description="Folder for runs, relative to the project.")
     keep_runs: int = Field(10, ge=1, description="Finished runs kept in the workspace.")
     sources: list[Source] = Field(default_factory=list)
+    unify: UnifyConfig | None = Field(
+        None, description="How source tables become customers: map, dedup, match, merge."
+    )
 
     # The folder of the project file, set by parse_project; not part of the file.
     _root: Path = PrivateAttr(default_factory=Path.cwd)
@@ -210,6 +215,14 @@ class Project(Strict):
             dupes = {n for n in table_names if table_names.count(n) > 1}
             if dupes:
                 raise ValueError(f"sources[{i}].tables: table names used twice: {sorted(dupes)}")
+        if self.unify:
+            labels = [r.label for r in self.table_refs()]
+            for i, table in enumerate(self.unify.tables):
+                if table.table not in labels:
+                    raise ValueError(
+                        f"unify.tables[{i}].table: no source table '{table.table}'; "
+                        f"tables are {', '.join(labels)}"
+                    )
         return self
 
     def table_refs(self) -> list[TableRef]:
@@ -231,6 +244,13 @@ class Project(Strict):
     @property
     def root(self) -> Path:
         return self._root
+
+    def table_ref(self, label: str) -> TableRef:
+        """The source table named 'source.table'."""
+        for ref in self.table_refs():
+            if ref.label == label:
+                return ref
+        raise KeyError(f"no source table '{label}'")
 
     def resolve(self, path: str) -> Path:
         p = Path(path)

@@ -168,6 +168,8 @@ def _none_if_blank(function: Callable[[str], str | None]) -> Callable[[str], str
     return step
 
 
+# One plain function per step, str -> str | None (None for an empty or blank result). The
+# "phone" entry assumes default_region "US"; normalize() passes its own region instead.
 STEP_FUNCTIONS: dict[str, Callable[[str], str | None]] = {
     name: _none_if_blank(function) for name, function in _RAW_STEPS.items()
 }

@@ -61,9 +61,14 @@ STANDALONE_NAMES = frozenset(
 
 
 @cache
+def _nicknamer() -> NickNamer:
+    return NickNamer()  # parses the package's CSV: once per process
+
+
+@cache
 def _nickname_map() -> dict[str, str]:
     """name -> canonical given name, for every name that does not map to itself."""
-    nicknamer = NickNamer()
+    nicknamer = _nicknamer()
     formals_of = nicknamer.canonical_lookup  # nickname -> names it is a nickname of
     has_nicknames = nicknamer.nickname_lookup.keys()
     names = set(has_nicknames) | set(formals_of)
@@ -113,7 +118,7 @@ def _ascii_keys(words: Iterable[str]) -> frozenset[str]:
 
 @cache
 def _word_sets() -> tuple[frozenset[str], ...]:
-    nicknamer = NickNamer()
+    nicknamer = _nicknamer()
     known_names = frozenset(nicknamer.nickname_lookup) | frozenset(nicknamer.canonical_lookup)
     titles = _ascii_keys(CONSTANTS.titles) | _ascii_keys(CONSTANTS.first_name_titles)
     # Titles that are also given names ("King", "Ab") are titles only when written "King.".
@@ -145,6 +150,9 @@ class _Word:
     __slots__ = ("key", "parts", "period")
 
     def __init__(self, raw: str) -> None:
+        if raw.isalnum():  # the common case, without the regex
+            self.period, self.parts, self.key = False, [raw], raw
+            return
         self.period = "." in raw
         self.parts = [p for p in _SPLIT_RE.split(raw.replace(".", "")) if p]
         self.key = "".join(self.parts)
@@ -156,8 +164,8 @@ def _words(text: str) -> list[_Word]:
 
 def _clean(value: str) -> str:
     # ASCII + case fold first, so that "José" and "JOSE" give the same tokens.
-    text = value if value.isascii() else unidecode(value)
-    return _APOSTROPHES_RE.sub("", text.casefold())
+    text = (value if value.isascii() else unidecode(value)).casefold()
+    return _APOSTROPHES_RE.sub("", text) if "'" in text or "`" in text else text
 
 
 def _is_title(word: _Word, following: int) -> bool:
@@ -193,6 +201,8 @@ def _strip_suffixes(words: list[_Word]) -> list[_Word]:
 
 def _reorder_comma_parts(text: str) -> list[_Word]:
     """'Smith, Bob' -> Bob Smith; parts made only of suffixes ('..., Jr.') are dropped."""
+    if "," not in text:
+        return _words(text)
     _, _, strong, weak, _, known_names = _word_sets()
     parts = [_words(p) for p in text.split(",")]
     parts = [p for p in parts if p]

@@ -38,8 +38,9 @@ def normalize_phone(value: str, default_region: str = "US") -> str:
         to_parse = "+" + digits
     else:
         digits = compact.replace("+", "")
-        # The text itself (not the digits) so phonenumbers can read letters ("1-800-FLOWERS").
-        to_parse = text
+        # Plain digits parse faster; text with letters goes as it is, so phonenumbers can
+        # read vanity numbers ("1-800-FLOWERS").
+        to_parse = text if any(c.isalpha() for c in text) else digits
     if not digits:
         return ""
     try:

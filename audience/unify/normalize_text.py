@@ -48,11 +48,8 @@ def _alternation(words: dict[str, int]) -> str:
 _COMPOUND_RE = re.compile(
     rf"\b({_alternation(_TENS)})(?:\s+|-)({_alternation(_UNIT_WORDS)})\b", re.IGNORECASE
 )
-_WORD_RE = re.compile(rf"\b({_alternation(_SINGLE_WORDS)})\b", re.IGNORECASE)
+_ALPHA_WORD_RE = re.compile(r"\b[A-Za-z]+\b")
 _DIGIT_ORDINAL_RE = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE)
-# Roman numerals only as the LAST token of the value ("Henry III", "Louis XIV."), at least
-# two letters long: a single "I", "V" or "X" is far more often an initial than a numeral.
-_ROMAN_TAIL_RE = re.compile(r"\b([IVXivx]{2,})(?=[^\w]*$)")
 _ROMAN_VALID_RE = re.compile(r"X{0,3}(IX|IV|V?I{0,3})")
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10}
 
@@ -66,12 +63,25 @@ def _roman_to_int(text: str) -> int:
     return total
 
 
-def _roman_sub(match: re.Match[str]) -> str:
-    token = match.group(1)
-    upper = token.upper()
-    if not _ROMAN_VALID_RE.fullmatch(upper):
-        return token
-    return str(_roman_to_int(upper))
+def _number_word(match: re.Match[str]) -> str:
+    word = match.group()
+    number = _SINGLE_WORDS.get(word.lower())
+    return word if number is None else str(number)
+
+
+def _roman_tail(value: str) -> str:
+    # Roman numerals only as the LAST token of the value ("Henry III", "Louis XIV."), at
+    # least two letters long: a single "I", "V" or "X" is far more often an initial.
+    end = len(value)
+    while end and not value[end - 1].isalnum():
+        end -= 1
+    start = end
+    while start and value[start - 1].isalnum():
+        start -= 1
+    token = value[start:end].upper()
+    if len(token) < 2 or not _ROMAN_VALID_RE.fullmatch(token):
+        return value
+    return f"{value[:start]}{_roman_to_int(token)}{value[end:]}"
 
 
 def numerals(value: str) -> str:
@@ -86,12 +96,14 @@ def numerals(value: str) -> str:
     * a roman numeral of two or more letters from II to XXXIX as the last token of the
       value: "Henry III" -> "Henry 3" (single letters are kept as initials).
     """
-    value = _COMPOUND_RE.sub(
-        lambda m: str(_TENS[m.group(1).lower()] + _UNIT_WORDS[m.group(2).lower()]), value
-    )
-    value = _WORD_RE.sub(lambda m: str(_SINGLE_WORDS[m.group(1).lower()]), value)
-    value = _DIGIT_ORDINAL_RE.sub(r"\1", value)
-    return _ROMAN_TAIL_RE.sub(_roman_sub, value)
+    if "ty" in value.lower():  # every tens word ends in "ty"; skip the regex otherwise
+        value = _COMPOUND_RE.sub(
+            lambda m: str(_TENS[m.group(1).lower()] + _UNIT_WORDS[m.group(2).lower()]), value
+        )
+    value = _ALPHA_WORD_RE.sub(_number_word, value)
+    if any(c.isdigit() for c in value):
+        value = _DIGIT_ORDINAL_RE.sub(r"\1", value)
+    return _roman_tail(value)
 
 
 # --- symbols --------------------------------------------------------------------------

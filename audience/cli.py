@@ -94,7 +94,7 @@ class _ProgressReporter:
 
     def stage_finished(self, result: StageResult) -> None:
         task = self.tasks[result.name]
-        mark = "[green]✓[/]" if result.status == "ok" else "[red]✗[/]"
+        mark = {"ok": "[green]✓[/]", "skipped": "[dim]–[/]"}.get(result.status, "[red]✗[/]")
         self.progress.update(
             task,
             completed=self.progress.tasks[task].total,

@@ -33,6 +33,13 @@ class EngineError(Exception):
     pass
 
 
+@ibis.udf.scalar.python
+def _jaro_winkler(a: str, b: str) -> float:
+    from rapidfuzz.distance import JaroWinkler
+
+    return JaroWinkler.similarity(a, b) if a and b else 0.0
+
+
 class Engine:
     """An open connection to DuckDB or Spark, with a scratch folder for checkpoints."""
 
@@ -164,6 +171,11 @@ class Engine:
         view = self._name(name)
         frame.createOrReplaceTempView(view)
         return self.backend.table(view)
+
+    def jaro_winkler(self, a: ibis.Value, b: ibis.Value) -> ibis.Value:
+        """Jaro-Winkler similarity; one Python implementation (rapidfuzz) on every engine, so
+        scores agree to the last digit. It runs on candidate pairs only, after blocking."""
+        return _jaro_winkler(a, b)
 
     def _name(self, prefix: str) -> str:
         return f"_{prefix}_{next(self._counter)}"

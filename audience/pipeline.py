@@ -22,7 +22,7 @@ from audience.engine import Engine
 from audience.ingest import LandedTable, ingest_table, landing_connection
 from audience.profile import PROFILE_SCHEMA, profile_table
 from audience.project import Project, TableRef
-from audience.runs import Run, StageResult, Workspace
+from audience.runs import Run, RunError, StageResult, Workspace
 
 
 class Reporter(Protocol):
@@ -96,9 +96,43 @@ def profile_stage(ctx: Context, result: StageResult) -> None:
     result.rows["SourceProfile"] = combined.num_rows
 
 
+def unify_stage(ctx: Context, result: StageResult) -> None:
+    from audience.unify.stage import unify
+
+    if ctx.project.unify is None:
+        result.status = "skipped"
+        result.detail["reason"] = "no unify: section in the project file"
+        return
+    landed = {ref.id: ctx.out(ctx.run.tables[ref.id]) for ref in ctx.tables}
+    previous = _previous_table(ctx, "AlternateKey")
+    outcome = unify(ctx.engine, ctx.project, landed, previous)
+    for name, table in outcome.tables.items():
+        relative = f"tables/{name}.parquet"
+        ctx.engine.write(table, ctx.out(relative))
+        ctx.run.add_table(name, relative)
+        ctx.reporter.step_done("unify", name)
+    result.rows["CustomerProfile"] = outcome.statistics["customers"]
+    result.rows["AlternateKey"] = outcome.statistics["records"]
+    result.detail["statistics"] = {
+        k: v for k, v in outcome.statistics.items() if k != "giant_clusters"
+    }
+    result.detail["warnings"] = outcome.warnings
+
+
+def _previous_table(ctx: Context, name: str) -> Path | None:
+    """A table of the current (last good) run, e.g. the AlternateKey that IDs stay stable to."""
+    workspace = Workspace(ctx.project.workspace_path)
+    try:
+        current = workspace.current()
+        return current.table_path(name)
+    except RunError:
+        return None
+
+
 STAGES: list[Stage] = [
     Stage("ingest", ingest_stage),
     Stage("profile", profile_stage, needs=("ingest",)),
+    Stage("unify", unify_stage, needs=("ingest",), steps=lambda ctx: 10),
 ]
 
 
@@ -150,7 +184,8 @@ def run_pipeline(
                 reporter.stage_finished(result)
                 run.fail(f"stage '{stage.name}' failed: {result.error}")
                 raise
-            result.status = "ok"
+            if result.status == "running":
+                result.status = "ok"
             result.seconds = round(time.perf_counter() - t0, 3)
             run.record_stage(result)
             reporter.stage_finished(result)

@@ -43,9 +43,7 @@ def rule_pairs(
     conditions = list(rule.conditions)
     needed = sorted({prepared.condition_column(c) for c in conditions + list(exceptions)})
     left = records.filter(records._t == left_t).select(a=_._n, **{f"l_{c}": _[c] for c in needed})
-    right = records.filter(records._t == right_t).select(
-        b=_._n, **{f"r_{c}": _[c] for c in needed}
-    )
+    right = records.filter(records._t == right_t).select(b=_._n, **{f"r_{c}": _[c] for c in needed})
     exact = [c for c in conditions if c.is_exact]
     fuzzy = [c for c in conditions if not c.is_exact]
     if exact:
@@ -54,7 +52,9 @@ def rule_pairs(
     else:
         log.warning(
             "rule '%s' has no exact condition: blocked on the first %d characters of %s",
-            rule.name, BLOCK_PREFIX, ", ".join(c.field for c in fuzzy),
+            rule.name,
+            BLOCK_PREFIX,
+            ", ".join(c.field for c in fuzzy),
         )
         keys = [prepared.condition_column(c) for c in fuzzy]
         predicates = [
@@ -134,9 +134,7 @@ def match_pairs(engine: Engine, prepared: Prepared, config: UnifyConfig) -> ibis
         left_t, right_t = index[pair.table], index[pair.against]
         found = ibis.union(
             *[
-                rule_pairs(
-                    engine, prepared, rule, rank, left_t, right_t, "match", pair.exceptions
-                )
+                rule_pairs(engine, prepared, rule, rank, left_t, right_t, "match", pair.exceptions)
                 for rank, rule in enumerate(pair.rules)
             ]
         )
@@ -160,15 +158,20 @@ def key_pairs(
     import pyarrow as pa
 
     table = engine.register_arrow(
-        pa.table({"rid1": [p[0] for p in pairs], "rid2": [p[1] for p in pairs]}, ), name
+        pa.table(
+            {"rid1": [p[0] for p in pairs], "rid2": [p[1] for p in pairs]},
+        ),
+        name,
     )
     records = prepared.records.select("_n", "_rid")
     r1 = records.rename(n1="_n", rid1_="_rid")
     r2 = records.rename(n2="_n", rid2_="_rid")
     joined = table.join(r1, table.rid1 == r1.rid1_).join(r2, table.rid2 == r2.rid2_)
-    return joined.select(
-        a=ibis.greatest(_.n1, _.n2), b=ibis.least(_.n1, _.n2)
-    ).filter(_.a != _.b).distinct()
+    return (
+        joined.select(a=ibis.greatest(_.n1, _.n2), b=ibis.least(_.n1, _.n2))
+        .filter(_.a != _.b)
+        .distinct()
+    )
 
 
 def apply_custom(
@@ -181,9 +184,7 @@ def apply_custom(
     """Add always-match pairs and remove never-match pairs (in either order)."""
     if never and pairs is not None:
         banned = key_pairs(engine, prepared, never, "never_match")
-        normal = pairs.select("a", "b").mutate(
-            _x=ibis.greatest(_.a, _.b), _y=ibis.least(_.a, _.b)
-        )
+        normal = pairs.select("a", "b").mutate(_x=ibis.greatest(_.a, _.b), _y=ibis.least(_.a, _.b))
         keep = normal.anti_join(banned, [normal._x == banned.a, normal._y == banned.b])
         pairs = pairs.semi_join(keep.select("a", "b"), ["a", "b"])
     if always:

@@ -3,7 +3,7 @@
     _n      integer id (row number over _rid: the same on every engine)
     _rid    'source|table|key', the record's Identifier in AlternateKey
     _t      the table's position in unify.tables (0 = top)
-    _key    the primary key as text
+    _key    the primary key as text (_key_sort: the same, sortable as the key's type)
     _ts     the table's timestamp_column (for most/least recent), or NULL
     _filled how many mapped fields are filled (for the 'most filled' winner)
     <Type>  each semantic field as text, e.g. Person_FirstName (raw values: for merge)
@@ -130,13 +130,14 @@ def _table_records(
     engine: Engine, info: UnifyTableInfo, semantics: list[str], path: Path
 ) -> ibis.Table:
     t = engine.read(path)
-    key = t[info.ref.table.primary_key].cast("string")
+    key_column = t[info.ref.table.primary_key]
+    key = key_column.cast("string")
+    # "Largest key" compares numbers as numbers: zero-pad integer keys for a text sort.
+    key_sort = key.lpad(20, "0") if key_column.type().is_integer() else key
     values = {}
     for semantic in semantics:
         column = info.columns.get(semantic)
-        values[column_of(semantic)] = (
-            _as_text(t[column]) if column else ibis.null().cast("string")
-        )
+        values[column_of(semantic)] = _as_text(t[column]) if column else ibis.null().cast("string")
     if "Person.FullName" not in info.columns and any(p in info.columns for p in NAME_PARTS):
         first, last = (values[column_of(p)] for p in NAME_PARTS)
         values["Person_FullName"] = ibis.coalesce(first + " " + last, first, last)
@@ -146,6 +147,7 @@ def _table_records(
         _rid=ibis.literal(f"{info.ref.source.name}|{info.ref.table.name}|") + key,
         _t=ibis.literal(info.index, "int64"),
         _key=key,
+        _key_sort=key_sort,
         _ts=t[ts_column].cast("timestamp") if ts_column else ibis.null().cast("timestamp"),
         _filled=filled if info.columns else ibis.literal(0, "int64"),
         **values,
@@ -165,7 +167,8 @@ def _derive_name_parts(
 ) -> ibis.Table:
     """First and last name parsed from the full name, for tables that only have a full name."""
     full_only = [
-        i.index for i in infos
+        i.index
+        for i in infos
         if "Person.FullName" in i.columns and not any(p in i.columns for p in NAME_PARTS)
     ]
     if not full_only:

@@ -264,6 +264,98 @@ def export(
     console.print(f"wrote {rows:,} rows of {table} (run {current.id}) to {to}")
 
 
+def _current_tables(project: Project) -> dict[str, Path]:
+    run = Workspace(project.workspace_path).current()
+    return {name: run.table_path(name) for name in run.tables}
+
+
+@app.command()
+def explain(
+    customer: Annotated[
+        str,
+        typer.Argument(
+            help="A CustomerId, an Identifier 'crm|contacts|C000123' or 'crm.contacts:C000123'."
+        ),
+    ],
+    project_file: ProjectOption = Path("audience.yaml"),
+) -> None:
+    """Show why records are one customer: every link, its rule, each condition's values."""
+    from audience.unify.explain import ExplainError
+    from audience.unify.explain import explain as explain_customer
+
+    project = _load(project_file)
+    if project.unify is None:
+        _fail("the project has no unify: section", code=2)
+    try:
+        result = explain_customer(project, _current_tables(project), customer)
+    except (ExplainError, *USER_ERRORS) as e:
+        _fail(str(e))
+    console.print(f"[bold]customer {result.customer_id}[/]")
+    if result.previous_ids:
+        console.print(f"previously: {', '.join(result.previous_ids)}")
+    # Fields as rows, records as columns: a customer has a few records and many fields.
+    table = Table(title=f"{len(result.records)} record(s)")
+    table.add_column("field")
+    for record in result.records:
+        table.add_column(record["Identifier"], overflow="fold")
+    fields = sorted({k for r in result.records for k in r if k != "Identifier"})
+    for name in fields:
+        table.add_row(name.replace("_", "."), *(str(r.get(name, "")) for r in result.records))
+    console.print(table)
+    if not result.links:
+        console.print("a single record: nothing links it to others")
+    for link in result.links:
+        console.print(
+            f"[bold]{link.left}[/] ~ [bold]{link.right}[/]: {link.kind} rule "
+            f"[cyan]{link.rule}[/] (score {link.score:.3f})",
+            highlight=False,
+        )
+        for c in link.conditions:
+            mark = "=" if c["precision"] >= 1 else f"{c['method']} >= {c['precision']}"
+            console.print(
+                f"    {c['field']}: {c['left']!r} ~ {c['right']!r}  normalised "
+                f"{c['left_normalized']!r} ~ {c['right_normalized']!r}  [{mark}] "
+                f"score {c['score']}",
+                highlight=False,
+                markup=False,
+            )
+
+
+@app.command()
+def unify(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compare with the current run; publish nothing.")
+    ] = False,
+    project_file: ProjectOption = Path("audience.yaml"),
+    engine: EngineOption = None,
+) -> None:
+    """Run ingest and unify; with --dry-run, show which customers would merge, split or
+    change ID, and publish nothing."""
+    from audience.unify.explain import compare_runs
+
+    project = _load(project_file)
+    if not dry_run:
+        run(project_file, engine)
+        return
+    try:
+        current = _current_tables(project)
+        result = run_pipeline(project, engine_kind=engine, publish=False)
+    except USER_ERRORS as e:
+        _fail(str(e))
+    new_keys = result.table_path("AlternateKey")
+    diff = compare_runs(current["AlternateKey"], new_keys)
+    console.print(f"dry run {result.id} compared with the current run (nothing published):")
+    console.print(
+        f"  {diff.unchanged_customers:,} customers unchanged, {diff.new_customers:,} new, "
+        f"{diff.removed_customers:,} gone, {len(diff.merged):,} merging, "
+        f"{len(diff.split):,} splitting; {diff.changed_id:,} record(s) change CustomerId"
+    )
+    for m in diff.merged:
+        console.print(f"  merge: {', '.join(m['from_customers'])} -> {m['customer']}")
+    for s in diff.split:
+        console.print(f"  split: {s['customer']} -> {', '.join(s['into_customers'])}")
+
+
 @app.command(hidden=True)
 def schema(
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,

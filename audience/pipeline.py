@@ -157,8 +157,10 @@ def run_pipeline(
     engine_kind: str | None = None,
     reporter: Reporter | None = None,
     engine: Engine | None = None,
+    publish: bool = True,
 ) -> Run:
-    """Run every stage into a new run folder; make it current if all stages succeed.
+    """Run every stage into a new run folder; make it current if all stages succeed (and
+    `publish`: a dry run is kept for comparison but never becomes current).
 
     Raises the first stage error after recording it (the run is then marked failed).
     """
@@ -189,7 +191,7 @@ def run_pipeline(
             result.seconds = round(time.perf_counter() - t0, 3)
             run.record_stage(result)
             reporter.stage_finished(result)
-        run.finish()
+        run.finish(publish)
         return run
     except BaseException as e:  # KeyboardInterrupt too: never leave a run marked running
         if run.results.get("status") == "running":

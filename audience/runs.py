@@ -102,12 +102,15 @@ class Run:
     def save(self) -> None:
         write_json_atomic(self.path / "run_results.json", self.results)
 
-    def finish(self) -> None:
+    def finish(self, publish: bool = True) -> None:
+        """Mark the run succeeded and, unless it is a dry run, make it current."""
         self.results["status"] = "succeeded"
+        self.results["published"] = publish
         self.results["finished"] = _now()
         self.results["seconds"] = round(time.time() - self.results["started_unix"], 3)
         self.save()
-        self.workspace.set_current(self.id)
+        if publish:
+            self.workspace.set_current(self.id)
         self.workspace.prune()
 
     def fail(self, error: str) -> None:

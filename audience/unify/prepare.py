@@ -92,6 +92,12 @@ def all_conditions(config: UnifyConfig) -> list[Condition]:
     return conditions
 
 
+def normalized_fields(config: UnifyConfig) -> dict[tuple[str, tuple[str, ...]], NormalizedField]:
+    """Each (field, steps) the rules use, with its column name in the match records."""
+    wanted = sorted({(c.field, tuple(c.steps)) for c in all_conditions(config)})
+    return {(f, s): NormalizedField(f"n{i}", f, s) for i, (f, s) in enumerate(wanted)}
+
+
 def prepare(
     engine: Engine,
     project: Project,
@@ -108,9 +114,7 @@ def prepare(
     records = _derive_name_parts(engine, records, infos)
     prepared = Prepared(engine.checkpoint(records, "records"), infos, semantics)
     bypass = {k: set(v) for k, v in config.custom.bypass.items()}
-    wanted = {(c.field, tuple(c.steps)) for c in all_conditions(config)}
-    for i, (semantic, steps) in enumerate(sorted(wanted)):
-        prepared.normalized[(semantic, steps)] = NormalizedField(f"n{i}", semantic, steps)
+    prepared.normalized = normalized_fields(config)
     prepared.records = _normalize_all(engine, prepared, bypass, aliases or {})
     return prepared
 

@@ -33,6 +33,14 @@ class EngineError(Exception):
     pass
 
 
+def _local_cores(master: str) -> str | None:
+    """'local[4]' -> '4', 'local[*]' -> the CPU count, a cluster URL -> None."""
+    if not master.startswith("local"):
+        return None
+    inside = master[master.find("[") + 1 : master.find("]")] if "[" in master else "1"
+    return str(os.cpu_count() or 2) if inside == "*" else inside.split(",")[0]
+
+
 @ibis.udf.scalar.python
 def _jaro_winkler(a: str, b: str) -> float:
     from rapidfuzz.distance import JaroWinkler
@@ -91,8 +99,9 @@ class Engine:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         conf = {
-            # The default of 200 shuffle partitions is wasteful below a cluster's scale.
-            "spark.sql.shuffle.partitions": "8",
+            # The default of 200 shuffle partitions is wasteful below a cluster's scale; in
+            # local mode one per core keeps the many small unify queries cheap.
+            "spark.sql.shuffle.partitions": _local_cores(project.spark.master) or "8",
             "spark.sql.session.timeZone": "UTC",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",

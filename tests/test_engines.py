@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -33,7 +34,16 @@ def demo_project(tmp_path_factory):
 def table_rows(run, name: str) -> list[tuple]:
     path = run.table_path(name)
     pattern = f"{path}/*.parquet" if path.is_dir() else str(path)
-    return duckdb.sql(f"SELECT * FROM read_parquet('{pattern}') ORDER BY ALL").fetchall()
+    rows = duckdb.sql(f"SELECT * FROM read_parquet('{pattern}') ORDER BY ALL").fetchall()
+    # Spark marks its timestamps as UTC instants, DuckDB writes them without a zone: the
+    # same moments, compared as naive UTC.
+    return [tuple(_naive_utc(v) for v in row) for row in rows]
+
+
+def _naive_utc(value):
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 def test_demo_runs_on_duckdb(demo_project):

@@ -87,10 +87,17 @@ def rule_pairs(
         b=_.b,
         kind=ibis.literal(kind),
         rule=ibis.literal(rule.name),
-        rule_rank=ibis.literal(rank, "int64"),
-        score=ibis.least(*scores.values()).cast("float64") if scores else ibis.literal(1.0),
+        rule_rank=ibis.literal(rank).cast("int64"),
+        score=_lowest(list(scores.values())),
         scores=_scores_json(scores),
     )
+
+
+def _lowest(scores: list[ibis.Value]) -> ibis.Value:
+    # Spark's least() needs two arguments or more; DuckDB's takes one.
+    if not scores:
+        return ibis.literal(1.0, "float64")
+    return (ibis.least(*scores) if len(scores) > 1 else scores[0]).cast("float64")
 
 
 def similarity(engine: Engine, a: ibis.Value, b: ibis.Value, method: str) -> ibis.Value:
@@ -138,8 +145,10 @@ def match_pairs(engine: Engine, prepared: Prepared, config: UnifyConfig) -> ibis
                 for rank, rule in enumerate(pair.rules)
             ]
         )
-        first = found.rule_rank.min().over(group_by="a")
-        parts.append(found.filter(found.rule_rank == first))
+        # Materialised first: Spark (through Ibis) cannot resolve a window over a union.
+        found = engine.checkpoint(found, "rule_pairs")
+        first = found.mutate(_first=found.rule_rank.min().over(group_by="a"))
+        parts.append(first.filter(first.rule_rank == first._first).drop("_first"))
     if not parts:
         return None
     return _first_rule_per_pair(ibis.union(*parts))
@@ -193,7 +202,7 @@ def apply_custom(
             "b",
             kind=ibis.literal("always_match"),
             rule=ibis.literal("always_match"),
-            rule_rank=ibis.literal(0, "int64"),
+            rule_rank=ibis.literal(0).cast("int64"),
             score=ibis.literal(1.0),
             scores=ibis.literal("{}"),
         )

@@ -143,17 +143,18 @@ def _table_records(
         column = info.columns.get(semantic)
         values[column_of(semantic)] = _as_text(t[column]) if column else ibis.null().cast("string")
     if "Person.FullName" not in info.columns and any(p in info.columns for p in NAME_PARTS):
-        first, last = (values[column_of(p)] for p in NAME_PARTS)
+        # A table may map only one of the parts (and no table the other).
+        first, last = (values.get(column_of(p), ibis.null().cast("string")) for p in NAME_PARTS)
         values["Person_FullName"] = ibis.coalesce(first + " " + last, first, last)
     filled = sum(t[c].notnull().cast("int64") for c in info.columns.values())
     ts_column = info.ref.table.timestamp_column
     return t.select(
         _rid=ibis.literal(f"{info.ref.source.name}|{info.ref.table.name}|") + key,
-        _t=ibis.literal(info.index, "int64"),
+        _t=ibis.literal(info.index).cast("int64"),
         _key=key,
         _key_sort=key_sort,
         _ts=t[ts_column].cast("timestamp") if ts_column else ibis.null().cast("timestamp"),
-        _filled=filled if info.columns else ibis.literal(0, "int64"),
+        _filled=filled if info.columns else ibis.literal(0).cast("int64"),
         **values,
     )
 
@@ -162,7 +163,9 @@ def _as_text(column: ibis.Value) -> ibis.Value:
     # Dates as ISO text (what a user expects when comparing birth dates); blanks as NULL.
     if column.type().is_date():
         return column.strftime("%Y-%m-%d")
-    text = column.cast("string").strip()
+    # A regex, not .strip(): Ibis compiles strip() for Spark with a '\v' that Spark reads
+    # as the letter v, so 'victoria' lost its first letter there.
+    text = column.cast("string").re_replace(r"^\s+|\s+$", "")
     return ibis.ifelse(text == "", ibis.null().cast("string"), text)
 
 

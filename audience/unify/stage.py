@@ -23,7 +23,7 @@ from audience.project import Project
 from audience.unify import cluster as clustering
 from audience.unify import ids as customer_ids
 from audience.unify import match, merge
-from audience.unify.config import UnifyConfig
+from audience.unify.config import SEMANTIC_TYPES, UnifyConfig
 from audience.unify.prepare import prepare
 
 
@@ -78,8 +78,21 @@ def read_aliases(project: Project, path: str | None) -> dict[str, list[tuple[str
         raise UnifyError(f"unify.custom.aliases: file not found: {path}")
     aliases: dict[str, list[tuple[str, str]]] = {}
     with file.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            aliases.setdefault(row["field"].strip(), []).append((row["value"], row["alias"]))
+        reader = csv.DictReader(f)
+        if not {"field", "value", "alias"} <= set(reader.fieldnames or []):
+            raise UnifyError(
+                f"unify.custom.aliases: {path} needs the columns field,value,alias; "
+                f"it has {','.join(reader.fieldnames or [])}"
+            )
+        for line, row in enumerate(reader, start=2):
+            semantic = row["field"].strip()
+            if semantic not in SEMANTIC_TYPES and not semantic.startswith("Custom."):
+                # Unknown fields would silently alias nothing (e.g. 'City' for Location.City).
+                raise UnifyError(
+                    f"unify.custom.aliases: {path} line {line}: '{semantic}' is not a semantic "
+                    f"type; use one of {', '.join(SEMANTIC_TYPES)}, or Custom.<Name>"
+                )
+            aliases.setdefault(semantic, []).append((row["value"], row["alias"]))
     return aliases
 
 
@@ -108,12 +121,20 @@ def unify(
         pairs = engine.checkpoint(pairs, "pairs")
 
     nodes = records.select("_n")
-    dedup_edges = pairs.filter(_.kind == "dedup") if pairs is not None else None
-    dedup_groups = clustering.cluster(engine, nodes, dedup_edges, 10**9, "report").labels
-    winners = engine.checkpoint(merge.dedup_winners(prepared, dedup_groups), "winners")
     clusters = clustering.cluster(
         engine, nodes, pairs, config.cluster.max_size, config.cluster.giant_policy
     )
+    dedup_edges = pairs.filter(_.kind == "dedup") if pairs is not None else None
+    if dedup_edges is not None and any(g.cut for g in clusters.giants):
+        # A cut giant cluster may split a dedup group: a group never spans two customers.
+        same = clusters.labels
+        dedup_edges = (
+            dedup_edges.join(same.rename(a="_n", _ca="cluster"), "a")
+            .join(same.rename(b="_n", _cb="cluster"), "b")
+            .filter(_._ca == _._cb)
+        )
+    dedup_groups = clustering.cluster(engine, nodes, dedup_edges, 10**9, "report").labels
+    winners = engine.checkpoint(merge.dedup_winners(prepared, dedup_groups), "winners")
     members = engine.checkpoint(records.join(clusters.labels, "_n").join(winners, "_n"), "members")
     previous = None
     if previous_keys is not None and previous_keys.exists():
@@ -167,7 +188,7 @@ def _readable_pairs(records: ibis.Table, pairs: ibis.Table | None) -> ibis.Table
             b=_._n,
             kind=ibis.literal(""),
             rule=ibis.literal(""),
-            rule_rank=ibis.literal(0, "int64"),
+            rule_rank=ibis.literal(0).cast("int64"),
             score=ibis.literal(1.0),
             scores=ibis.literal(""),
         ).limit(0)

@@ -356,6 +356,57 @@ def unify(
         console.print(f"  split: {s['customer']} -> {', '.join(s['into_customers'])}")
 
 
+@app.command()
+def suggest(
+    table: Annotated[
+        str | None,
+        typer.Argument(help="A source or table ('crm', 'crm.contacts'); all if omitted."),
+    ] = None,
+    project_file: ProjectOption = Path("audience.yaml"),
+    as_yaml: Annotated[
+        bool, typer.Option("--yaml", help="Print the unify.tables fields block to paste.")
+    ] = False,
+    min_confidence: Annotated[
+        float, typer.Option(help="Suggestions below this are not put in the YAML.")
+    ] = 0.6,
+) -> None:
+    """Propose a semantic type for each column (Person.FirstName, Identity.Email, ...), from
+    column names and values, and say how sure it is."""
+    from audience.unify.suggest import as_yaml_fields, as_yaml_text, suggest_for_project
+
+    project = _load(project_file)
+    try:
+        refs = project.find_tables(table) if table else project.table_refs()
+    except KeyError as e:
+        _fail(str(e.args[0]), code=2)
+    scratch = project.workspace_path / "tmp" / "suggest"
+    try:
+        with Engine.connect(project) as eng:
+            con = landing_connection(project, eng.scratch / "landing")
+            landed = {ref.label: ingest_table(con, project, ref, scratch).path for ref in refs}
+            con.close()
+            suggestions = suggest_for_project(eng, project, landed, [r.label for r in refs])
+    except USER_ERRORS as e:
+        _fail(*str(e).splitlines())
+    if as_yaml:
+        typer.echo(as_yaml_text(as_yaml_fields(suggestions, min_confidence)), nl=False)
+        return
+    out = Table(title="suggested semantic types")
+    for col in ("table", "column", "type", "confidence", "why"):
+        out.add_column(col, overflow="fold")
+    for s in suggestions:
+        style = None if s.semantic and s.confidence >= min_confidence else "dim"
+        out.add_row(
+            s.table,
+            s.column,
+            s.semantic or "—",
+            f"{s.confidence:.2f}",
+            "; ".join(s.reasons),
+            style=style,
+        )
+    console.print(out)
+
+
 @app.command(hidden=True)
 def schema(
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,

@@ -87,3 +87,38 @@ def test_unknown_profile_source(tmp_path):
     invoke("init", str(tmp_path))
     result = invoke("profile", "nope", "-p", str(tmp_path / "audience.yaml"))
     assert result.exit_code == 2 and "known tables: crm.contacts" in result.output
+
+
+def test_suggest_explain_and_dry_run_on_a_small_unify_project(tmp_path):
+    (tmp_path / "crm.csv").write_text(
+        "id,first_name,last_name,email\n1,Robert,Smith,bob@example.com\n2,Ann,Lee,ann@x.org\n"
+    )
+    (tmp_path / "shop.csv").write_text("account,full_name,mail\n10,Bob Smith,BOB@example.com\n")
+    (tmp_path / "audience.yaml").write_text(
+        "name: t\nsources:\n"
+        "  - {name: crm, kind: csv, tables: [{name: contacts, path: crm.csv, primary_key: id}]}\n"
+        "  - {name: shop, kind: csv, tables: [{name: accounts, path: shop.csv, "
+        "primary_key: account}]}\n"
+        "unify:\n  tables:\n"
+        "    - {table: crm.contacts, fields: {first_name: Person.FirstName, "
+        "last_name: Person.LastName, email: Identity.Email}}\n"
+        "    - {table: shop.accounts, fields: {full_name: Person.FullName, mail: Identity.Email}}\n"
+        "  match:\n    - table: shop.accounts\n      against: crm.contacts\n      rules:\n"
+        "        - name: email\n          conditions: [{field: Identity.Email}, "
+        "{field: Person.FirstName}]\n"
+    )
+    yaml = str(tmp_path / "audience.yaml")
+    result = invoke("suggest", "crm.contacts", "--yaml", "-p", yaml)
+    assert result.exit_code == 0
+    assert "email: Identity.Email" in result.output
+    assert "first_name: Person.FirstName" in result.output
+    assert invoke("run", "-p", yaml).exit_code == 0
+    result = runner.invoke(app, ["explain", "shop.accounts:10", "-p", yaml], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "crm|contacts|1" in result.output and "match rule email" in result.output
+    assert "'bob@example.com' ~ 'bob@example.com'" in result.output  # normalised e-mails
+    assert "'robert' ~ 'robert'" in result.output  # Bob is Robert
+    result = invoke("unify", "--dry-run", "-p", yaml)
+    assert result.exit_code == 0 and "2 customers unchanged" in result.output
+    assert "0 merging, 0 splitting" in result.output
+    assert invoke("explain", "nobody", "-p", yaml).exit_code == 1

@@ -31,7 +31,7 @@ SEMANTIC_TYPES: dict[str, tuple[str, list[str], str]] = {
     "Location.Address": ("street address line", ["address"], "Address"),
     "Location.City": ("city", ["ascii", "lower", "symbols", "whitespace"], "City"),
     "Location.State": ("state or region", ["ascii", "lower", "symbols", "whitespace"], "State"),
-    "Location.PostalCode": ("postal or zip code", ["lower", "symbols", "whitespace"], "PostalCode"),
+    "Location.PostalCode": ("postal or zip code", ["postcode"], "PostalCode"),
     "Location.Country": ("country", ["ascii", "lower", "symbols", "whitespace"], "Country"),
     "Organization.Name": ("company name", ["organization"], "CompanyName"),
     "Identity.CustomerNumber": ("an ID shared across systems", ["whitespace"], "CustomerNumber"),
@@ -93,6 +93,10 @@ class Rule(Strict):
 
 class DedupConfig(Strict):
     rules: list[Rule] = Field(default_factory=list, description="Records equal by a rule are one.")
+    exceptions: list[Condition] = Field(
+        default_factory=list,
+        description="Never duplicates when both records have this field and it differs.",
+    )
     winner: Literal["most_filled", "most_recent", "least_recent"] = Field(
         "most_filled", description="Which duplicate represents the group; ties: largest key."
     )

@@ -122,7 +122,16 @@ def _scores_json(scores: dict[str, ibis.Value]) -> ibis.Value:
 def dedup_pairs(engine: Engine, prepared: Prepared, config: UnifyConfig) -> ibis.Table | None:
     """Duplicate pairs inside each table: any dedup rule (each an AND of conditions)."""
     parts = [
-        rule_pairs(engine, prepared, rule, rank, info.index, info.index, "dedup")
+        rule_pairs(
+            engine,
+            prepared,
+            rule,
+            rank,
+            info.index,
+            info.index,
+            "dedup",
+            info.config.dedup.exceptions,
+        )
         for info in prepared.tables
         for rank, rule in enumerate(info.config.dedup.rules)
     ]

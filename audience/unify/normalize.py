@@ -19,6 +19,7 @@ Step rules, one function each (:data:`STEP_FUNCTIONS`):
 * ``address``: USPS abbreviations and one unit form (:mod:`.normalize_address`).
 * ``organization``: legal forms (cleanco's list), "the", "&" (:func:`organization`).
 * ``email``: lower, provider-specific dots and +tags (:func:`email`).
+* ``postcode``: no case, spaces or dashes; US ZIP+4 -> ZIP (:func:`postcode`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ __all__ = [
 
 STEPS: tuple[str, ...] = (
     "numerals", "symbols", "lower", "ascii", "whitespace", "phone", "name", "first_name",
-    "address", "organization", "email",
+    "address", "organization", "email", "postcode",
 )  # fmt: skip
 
 # Match precision levels: the minimum similarity score a fuzzy condition accepts.
@@ -143,6 +144,21 @@ def email(value: str) -> str | None:
 # --- the step table ---------------------------------------------------------------------
 
 # Raw step functions: they may return "" (or blank) where STEP_FUNCTIONS returns None.
+_ZIP_PLUS_FOUR_RE = re.compile(r"^(\d{5})[\s-]?\d{4}$")
+_POSTCODE_NOISE_RE = re.compile(r"[^0-9a-z]+")
+
+
+def postcode(value: str) -> str | None:
+    """Postal codes: upper/lower case, spaces and dashes ignored ("SW1A 1AA" = "sw1a1aa"); a US
+    ZIP+4 keeps its five-digit ZIP ("76591-3010" = "76591"), which is what the other side of a
+    match usually has."""
+    text = value.strip()
+    zip_plus_four = _ZIP_PLUS_FOUR_RE.match(text)
+    if zip_plus_four:
+        return zip_plus_four.group(1)
+    return _POSTCODE_NOISE_RE.sub("", text.lower()) or None
+
+
 _RAW_STEPS: dict[str, Callable[[str], str | None]] = {
     "numerals": numerals,
     "symbols": symbols,
@@ -155,6 +171,7 @@ _RAW_STEPS: dict[str, Callable[[str], str | None]] = {
     "address": normalize_address,
     "organization": organization,
     "email": email,
+    "postcode": postcode,
 }
 
 

@@ -87,6 +87,7 @@ def table_infos(project: Project, config: UnifyConfig) -> list[UnifyTableInfo]:
 
 def all_conditions(config: UnifyConfig) -> list[Condition]:
     conditions = [c for t in config.tables for r in t.dedup.rules for c in r.conditions]
+    conditions += [c for t in config.tables for c in t.dedup.exceptions]
     for pair in config.match:
         conditions += [c for r in pair.rules for c in r.conditions] + pair.exceptions
     return conditions

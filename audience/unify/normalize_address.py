@@ -62,6 +62,25 @@ def _canonical_tokens(text: str) -> str:
     return " ".join(tokens)
 
 
+# ", Portland OR" / ", Houston, TX 77034" at the end of a line: the city, state and ZIP of a
+# full address. The street line is what is compared, so that part is dropped.
+_CITY_STATE_RE = re.compile(
+    r",\s*[A-Za-z][A-Za-z .'-]*,?\s+([A-Za-z]{2})\.?(\s+\d{5}(-\d{4})?)?\s*$"
+)
+
+
+@cache
+def _states() -> frozenset[str]:
+    return frozenset(v.upper() for v in address_constants.STATE_ABBREVIATIONS.values())
+
+
+def _street_line(text: str) -> str:
+    match = _CITY_STATE_RE.search(text)
+    if match and match.group(1).upper() in _states():
+        return text[: match.start()]
+    return text
+
+
 @lru_cache(maxsize=65536)
 def normalize_address(value: str) -> str:
     """Normalise a street address (a line, or a full address) for matching.
@@ -72,7 +91,9 @@ def normalize_address(value: str) -> str:
     Apartment/Apt/Unit/Suite/Ste/Room/Rm/# all become "unit". Every such word is abbreviated,
     also inside the street name ("Hill Road" -> "hl rd"): the output is a matching key.
 
+    A trailing ", City ST" (and ZIP) of a full address is dropped: the street line is compared.
+
     "12 Oak Street Apt 4", "12 Oak St., #4" and "12 oak st apt. 4" all give "12 oak st unit 4".
     """
     text = value if value.isascii() else unidecode(value)
-    return _canonical_tokens(text)
+    return _canonical_tokens(_street_line(text))

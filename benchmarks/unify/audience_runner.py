@@ -65,6 +65,11 @@ unify:
                 - {{field: Location.PostalCode}}
                 - {{field: Person.LastName}}
                 - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+            - name: name_and_address
+              conditions:
+                - {{field: Location.Address}}
+                - {{field: Person.LastName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
             - name: first_name_birth_date_postcode
               conditions:
                 - {{field: Person.BirthDate}}

@@ -33,7 +33,7 @@ def one(value: str, *steps: str, **kwargs: object) -> str | None:
 
 def test_steps_and_step_functions_agree():
     assert set(STEPS) == set(STEP_FUNCTIONS)
-    assert len(STEPS) == 11
+    assert len(STEPS) == 12
     assert STEP_FUNCTIONS["lower"]("ABC") == "abc"
     assert STEP_FUNCTIONS["symbols"]("---") is None  # blank result -> None
     assert STEP_FUNCTIONS["email"]("not an email") is None
@@ -230,16 +230,21 @@ def test_address_variants_are_equal():
     assert set(norm(variants, "address")) == {"12 oak st unit 4"}
 
 
+def test_postcode():
+    values = ["76591-3010", "76591", "765913010", "SW1A 1AA", "k1a-0b1", " "]
+    assert norm(values, "postcode") == ["76591", "76591", "76591", "sw1a1aa", "k1a0b1", None]
+
+
 def test_address_abbreviations_and_fallback():
     assert one("1 North Main Street", "address") == "1 n main st"
     assert one("5 Elm Avenue", "address") == "5 elm ave"
     assert one("7 Sunset Boulevard", "address") == "7 sunset blvd"
     assert one("9 Hill Road", "address") == "9 hl rd"  # Hill is a USPS street type too
     assert one("9 Hill Rd.", "address") == "9 hl rd"
-    assert one("12 Oak Street Apt 4, Springfield, IL 62701", "address") == (
-        "12 oak st unit 4 springfield il 62701"
-    )
-    # scourgify cannot parse a PO box: the token table still normalises it.
+    # The city, state and ZIP of a full address are dropped: the street line is compared.
+    assert one("12 Oak Street Apt 4, Springfield, IL 62701", "address") == "12 oak st unit 4"
+    assert one("20 Parks Street, Apt 57, Portland OR", "address") == "20 park st unit 57"
+    assert one("12 Oak Street, Suite 4", "address") == "12 oak st unit 4"  # no state: kept
     assert one("P.O. Box 12", "address") == "po box 12"
     assert one("Straße 5", "address") == "strasse 5"
     assert one("#", "address") == "unit"

@@ -33,13 +33,13 @@ def test_pairwise_precision_and_recall_against_truth(demo_run):
     con = duckdb.connect()
     # A key reused by two people keeps its first record; the second one is quarantined.
     con.execute(
-        f"CREATE TABLE truth AS SELECT source, \"table\", key, first(person_id) AS person "
+        f'CREATE TABLE truth AS SELECT source, "table", key, first(person_id) AS person '
         f"FROM read_csv('{folder}/data/truth.csv', all_varchar=true) GROUP BY ALL"
     )
     con.execute(
         f"CREATE TABLE j AS SELECT a.CustomerId AS c, t.person AS p FROM "
         f"read_parquet('{run.table_path('AlternateKey')}') a JOIN truth t ON "
-        "a.DataSourceName = t.source AND a.EntityName = t.\"table\" AND a.AlternateValue = t.key"
+        'a.DataSourceName = t.source AND a.EntityName = t."table" AND a.AlternateValue = t.key'
     )
     (joined,) = con.execute("SELECT count(*) FROM j").fetchone()
     assert joined == run.results["stages"]["unify"]["rows"]["AlternateKey"]

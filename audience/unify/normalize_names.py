@@ -264,3 +264,35 @@ def normalize_first_name(value: str) -> str:
     for word in words[1:]:
         tokens.extend(word.parts)
     return " ".join(tokens)
+
+
+def split_full_name(value: str) -> tuple[str | None, str | None]:
+    """(first, last) of a full name, as written: "Dr. Bob van Dyke Jr." -> ("Bob", "van Dyke"),
+    "Smith, Bob" -> ("Bob", "Smith"). Titles and suffixes are dropped by the same rules as
+    :func:`normalize_name`; a single word is a first name. Fast enough for millions of names
+    (nameparser's HumanName took about 1 ms a name)."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    _, _, strong, weak, prefixes, known_names = _word_sets()
+
+    def only_suffixes(part: str) -> bool:
+        words = _words(_clean(part))
+        return all(w.key in strong or (w.key in weak and w.key not in known_names) for w in words)
+
+    parts = parts[:1] + [p for p in parts[1:] if not only_suffixes(p)]
+    text = f"{parts[1]} {parts[0]}" if len(parts) == 2 else " ".join(parts)
+    raw = [w for w in text.split() if _Word(_clean(w)).parts]
+    keys = [_Word(_clean(w)) for w in raw]
+    start, end = 0, len(raw)
+    while end - start > 1 and _is_title(keys[start], end - start - 1):
+        start += 1
+    while end - start > 1 and _is_suffix(keys[end - 1], end - 1 - start):
+        end -= 1
+    raw, keys = raw[start:end], keys[start:end]
+    if not raw:
+        return None, None
+    if len(raw) == 1:
+        return raw[0], None
+    surname_start = len(raw) - 1
+    while surname_start > 1 and keys[surname_start - 1].key in prefixes:
+        surname_start -= 1
+    return raw[0], " ".join(raw[surname_start:])

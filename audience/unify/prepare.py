@@ -23,11 +23,11 @@ from pathlib import Path
 import ibis
 import pyarrow as pa
 from ibis import _
-from nameparser import HumanName
 
 from audience.engine import Engine
 from audience.project import Project, TableRef
 from audience.unify import normalize as norm
+from audience.unify.normalize_names import split_full_name
 from audience.unify.config import Condition, UnifyConfig, UnifyTable
 
 NAME_PARTS = ("Person.FirstName", "Person.LastName")
@@ -196,12 +196,12 @@ def _derive_name_parts(
 
 
 def split_full_names(names: list[str | None]) -> tuple[pa.Array, pa.Array]:
-    """First and last names of full names ('Dr. Bob Smith Jr.', 'Smith, Bob') by nameparser."""
+    """First and last names of full names ('Dr. Bob Smith Jr.', 'Smith, Bob')."""
     first, last = [], []
     for name in names:
-        parsed = HumanName(name) if name else None
-        first.append((parsed.first or None) if parsed else None)
-        last.append((parsed.last or None) if parsed else None)
+        f, la = split_full_name(name) if name else (None, None)
+        first.append(f)
+        last.append(la)
     return pa.array(first, pa.string()), pa.array(last, pa.string())
 
 

@@ -27,8 +27,8 @@ from ibis import _
 from audience.engine import Engine
 from audience.project import Project, TableRef
 from audience.unify import normalize as norm
-from audience.unify.normalize_names import split_full_name
 from audience.unify.config import Condition, UnifyConfig, UnifyTable
+from audience.unify.normalize_names import split_full_name
 
 NAME_PARTS = ("Person.FirstName", "Person.LastName")
 

@@ -51,8 +51,6 @@ unify:
               conditions:
                 - {{field: Identity.Phone}}
                 - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
-            - name: email_and_phone
-              conditions: [{{field: Identity.Email}}, {{field: Identity.Phone}}]
             - name: email_and_last_name
               conditions: [{{field: Identity.Email}}, {{field: Person.LastName}}]
             - name: name_and_birth_date

@@ -21,6 +21,7 @@ import pyarrow as pa
 from ibis import _
 
 from audience.engine import Engine
+from audience.unify.normalize import similarity
 
 MAX_ROUNDS = 200
 
@@ -87,15 +88,125 @@ def cluster(
         relabel = {}
         for giant in giants:
             relabel.update(_cut_weakest(giant, max_size))
-        if relabel:
-            mapping = engine.register_arrow(
-                pa.table({"_m": list(relabel), "_c": list(relabel.values())}), "relabel"
-            )
-            joined = labels.left_join(mapping, labels._n == mapping._m)
-            labels = engine.checkpoint(
-                joined.select(_n=_._n, cluster=ibis.coalesce(_._c, _.cluster)), "labels"
-            )
+        labels = _relabel(engine, labels, relabel)
     return Clusters(labels, rounds, giants)
+
+
+def _relabel(engine: Engine, labels: ibis.Table, relabel: dict[int, int]) -> ibis.Table:
+    """New clusters for some records (record -> cluster), the others unchanged."""
+    if not relabel:
+        return labels
+    relabel_table = pa.table(
+        {
+            "_m": pa.array(list(relabel), pa.int64()),
+            "_c": pa.array(list(relabel.values()), pa.int64()),
+        }
+    )
+    mapping = engine.register_arrow(relabel_table, "relabel")
+    joined = labels.left_join(mapping, labels._n == mapping._m)
+    return engine.checkpoint(
+        joined.select(_n=_._n, cluster=ibis.coalesce(_._c, _.cluster)), "labels"
+    )
+
+
+@dataclass(frozen=True)
+class ConflictCheck:
+    """An exception enforced on whole customers: no two records of one customer may have
+    values of `column` that score below `threshold`."""
+
+    column: str
+    threshold: float
+    method: str
+
+
+def _strength(link: dict[str, Any]) -> tuple:
+    """Sort key, strongest link first: custom and dedup links, earlier rules, higher scores."""
+    kind_rank = {"always_match": 0, "dedup": 1, "match": 2}
+    return (kind_rank.get(link["kind"], 3), link["rule_rank"], -link["score"], link["a"], link["b"])
+
+
+def split_conflicts(
+    engine: Engine,
+    labels: ibis.Table,
+    pairs: ibis.Table | None,
+    records: ibis.Table,
+    checks: list[ConflictCheck],
+) -> tuple[ibis.Table, int]:
+    """Split customers whose records conflict on an exception field (two birth dates that
+    differ), which pairwise exceptions cannot prevent when the records are linked through a
+    third record without that field. Each such customer is rebuilt from its strongest links
+    down, leaving out any link that would join conflicting records. Returns the new labels and
+    how many customers were split."""
+    if not checks or pairs is None:
+        return labels, 0
+    columns = sorted({c.column for c in checks})
+    members = labels.join(records.select("_n", *columns), "_n")
+    spread = members.group_by("cluster").agg(
+        **{f"_d{i}": members[c].nunique() for i, c in enumerate(columns)}
+    )
+    suspects = spread.filter(ibis.or_(*[spread[f"_d{i}"] > 1 for i in range(len(columns))]))
+    suspects = engine.checkpoint(suspects.select("cluster"), "suspects")
+    rows = engine.to_arrow(members.join(suspects, "cluster")).to_pylist()
+    if not rows:
+        return labels, 0
+    values = {r["_n"]: {c: r[c] for c in columns} for r in rows}
+    cluster_of = {r["_n"]: r["cluster"] for r in rows}
+    suspect_members = suspects.join(members.select("_n", "cluster"), "cluster").select("_n")
+    links = pairs.join(suspect_members, pairs.a == suspect_members._n).select(
+        "a", "b", "kind", "rule_rank", "score"
+    )
+    by_cluster: dict[int, list[dict[str, Any]]] = {}
+    for link in engine.to_arrow(links).to_pylist():
+        by_cluster.setdefault(cluster_of[link["a"]], []).append(link)
+    relabel: dict[int, int] = {}
+    split = 0
+    for cluster_links in by_cluster.values():
+        groups = _rebuild_without_conflicts(cluster_links, values, checks)
+        if len(groups) > 1:
+            split += 1
+        for group in groups:
+            label = min(group)
+            relabel.update({n: label for n in group})
+    for n, c in cluster_of.items():  # members without links keep their own cluster id
+        relabel.setdefault(n, c)
+    return _relabel(engine, labels, relabel), split
+
+
+def _rebuild_without_conflicts(
+    links: list[dict[str, Any]], values: dict[int, dict[str, Any]], checks: list[ConflictCheck]
+) -> list[set[int]]:
+    parent: dict[int, int] = {}
+    seen: dict[int, dict[str, set[Any]]] = {}  # root -> column -> values in the component
+
+    def find(n: int) -> int:
+        if n not in parent:
+            parent[n] = n
+            seen[n] = {c.column: {values[n][c.column]} - {None} for c in checks}
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    def conflict(ra: int, rb: int) -> bool:
+        for check in checks:
+            for x in seen[ra][check.column]:
+                for y in seen[rb][check.column]:
+                    if x != y and similarity(x, y, check.method) < check.threshold:
+                        return True
+        return False
+
+    for link in sorted(links, key=_strength):
+        ra, rb = find(link["a"]), find(link["b"])
+        if ra == rb or conflict(ra, rb):
+            continue
+        root, child = min(ra, rb), max(ra, rb)
+        parent[child] = root
+        for check in checks:
+            seen[root][check.column] |= seen[child][check.column]
+    groups: dict[int, set[int]] = {}
+    for n in list(parent):
+        groups.setdefault(find(n), set()).add(n)
+    return list(groups.values())
 
 
 def _giant_links(
@@ -116,12 +227,7 @@ def _cut_weakest(giant: GiantCluster, max_size: int) -> dict[int, int]:
     """Rebuild the giant cluster from its strongest links down, leaving out any link that
     would join two parts into one above `max_size` (those are the cut, weakest links).
     Returns the new cluster (smallest member) of each member."""
-    # Strongest first: custom and dedup links, then earlier rules, then higher scores.
-    kind_rank = {"always_match": 0, "dedup": 1, "match": 2}
-    links = sorted(
-        giant.links,
-        key=lambda e: (kind_rank.get(e["kind"], 3), e["rule_rank"], -e["score"], e["a"], e["b"]),
-    )
+    links = sorted(giant.links, key=_strength)
     parent: dict[int, int] = {}
     size: dict[int, int] = {}
 

@@ -147,6 +147,11 @@ class ClusterConfig(Strict):
     giant_policy: Literal["report", "cut_weakest"] = Field(
         "report", description="report: keep and warn; cut_weakest: drop weakest links until small."
     )
+    enforce_exceptions: bool = Field(
+        True,
+        description="Exceptions hold for whole customers: records linked only through a third "
+        "record are separated when they conflict (two different birth dates).",
+    )
 
 
 class MergeField(Strict):

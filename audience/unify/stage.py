@@ -124,8 +124,13 @@ def unify(
     clusters = clustering.cluster(
         engine, nodes, pairs, config.cluster.max_size, config.cluster.giant_policy
     )
+    split = 0
+    if config.cluster.enforce_exceptions:
+        clusters.labels, split = clustering.split_conflicts(
+            engine, clusters.labels, pairs, records, _conflict_checks(prepared, config)
+        )
     dedup_edges = pairs.filter(_.kind == "dedup") if pairs is not None else None
-    if dedup_edges is not None and any(g.cut for g in clusters.giants):
+    if dedup_edges is not None and (split or any(g.cut for g in clusters.giants)):
         # A cut giant cluster may split a dedup group: a group never spans two customers.
         same = clusters.labels
         dedup_edges = (
@@ -157,6 +162,7 @@ def unify(
             Key=_._key, WinnerKey=_.WinnerKey, IsWinner=_._is_winner
         )
     statistics = _statistics(engine, prepared, members, pairs, clusters)
+    statistics["customers_split_on_exceptions"] = split
     warnings = [
         f"cluster of {g.size} records (above unify.cluster.max_size "
         f"{config.cluster.max_size}); {len(g.cut)} weakest link(s) cut"
@@ -170,6 +176,19 @@ def unify(
     ]
     tables["UnifyStatistics"] = engine.register_arrow(_stats_table(statistics), "stats")
     return UnifyResult(tables, statistics, warnings)
+
+
+def _conflict_checks(prepared: Any, config: UnifyConfig) -> list[clustering.ConflictCheck]:
+    """Every exception of the project, to hold for whole customers."""
+    exceptions = [c for p in config.match for c in p.exceptions]
+    exceptions += [c for t in config.tables for c in t.dedup.exceptions]
+    return sorted(
+        {
+            clustering.ConflictCheck(prepared.condition_column(c), c.threshold, c.method)
+            for c in exceptions
+        },
+        key=lambda c: (c.column, c.threshold, c.method),
+    )
 
 
 def _union(*parts: ibis.Table | None) -> ibis.Table | None:

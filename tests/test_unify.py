@@ -953,3 +953,57 @@ def test_without_rules_every_record_is_a_customer(tmp_path):
     stats = statistics(result)
     assert stats["rules"] == [] and stats["cluster_sizes"] == [{"size": 1, "customers": 3}]
     assert [r["Email"] for r in rows(result, "CustomerProfile")] == ["a@x.com"] * 3
+
+
+# --- exceptions hold for whole customers ------------------------------------------------
+
+
+def _family(tmp_path, enforce: bool):
+    """Two family members with their own birth dates, and a record without one that links
+    to both (shared e-mail, first names that pass the rules): a chain across the family."""
+    data = {
+        "crm_contacts": [
+            _person("c1", "Patrick", "Moe", "moes@x.com", "1980-01-01"),
+            _person("c2", "Patricia", "Moe", "moes@x.com", "1984-06-30"),
+        ],
+        "shop_accounts": [_person("s1", "Patrice", "Moe", "moes@x.com")],
+    }
+    tables = ["crm.contacts", "shop.accounts"]
+    rules = [
+        {
+            "name": "email",
+            "conditions": [
+                {"field": "Identity.Email"},
+                {"field": "Person.FirstName", "method": "jaro_winkler", "precision": 0.85},
+            ],
+        }
+    ]
+    unify = {
+        "tables": [{"table": t, "fields": PERSON} for t in tables],
+        "match": [
+            {
+                "table": tables[1],
+                "against": tables[0],
+                "rules": rules,
+                "exceptions": [{"field": "Person.BirthDate"}],
+            }
+        ],
+        "cluster": {"enforce_exceptions": enforce},
+    }
+    sources = [table_source(*t.split("."), "id") for t in tables]
+    return run(build(tmp_path, data, sources, unify))
+
+
+def test_conflicting_records_linked_through_a_third_are_split(tmp_path):
+    result = _family(tmp_path, enforce=True)
+    assert not together(result, "crm|contacts|c1", "crm|contacts|c2")
+    # s1 stays with the record it is linked to most strongly (the higher first-name score).
+    assert together(result, "shop|accounts|s1", "crm|contacts|c2") != together(
+        result, "shop|accounts|s1", "crm|contacts|c1"
+    )
+    assert statistics(result)["customers_split_on_exceptions"] == 1
+
+
+def test_pairwise_exceptions_only_when_not_enforced(tmp_path):
+    result = _family(tmp_path, enforce=False)
+    assert together(result, "crm|contacts|c1", "crm|contacts|c2", "shop|accounts|s1")

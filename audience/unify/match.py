@@ -82,11 +82,19 @@ def rule_pairs(
         else:
             differs = similarity(engine, lv, rv, exception.method) < exception.threshold
         pairs = pairs.filter(~(lv.notnull() & rv.notnull() & differs))
+    # Each rule is materialised on its own: one query with every rule's joins at once held
+    # all their hash tables together and ran out of a 1.2 GB DuckDB memory budget.
+    return engine.checkpoint(_pair_columns(pairs, kind, rule.name, rank, scores), "rule")
+
+
+def _pair_columns(
+    pairs: ibis.Table, kind: str, rule: str, rank: int, scores: dict[str, ibis.Value]
+) -> ibis.Table:
     return pairs.select(
         a=_.a,
         b=_.b,
         kind=ibis.literal(kind),
-        rule=ibis.literal(rule.name),
+        rule=ibis.literal(rule),
         rule_rank=ibis.literal(rank).cast("int64"),
         score=_lowest(list(scores.values())),
         scores=_scores_json(scores),

@@ -17,6 +17,8 @@ from audience.project import load_project
 PROJECT = """\
 name: bench
 workspace: {work}/workspace
+# A memory budget for DuckDB (it spills to the workspace beyond it); the default is 80% of RAM.
+duckdb: {{memory_limit: 1200MB}}
 sources:
   - name: crm
     kind: csv

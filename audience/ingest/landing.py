@@ -134,11 +134,15 @@ def land(
     # A row that fails typing is quarantined with its values as they were in the source.
     raw_record = _json_record(data_columns)
     raw_json = f"CASE WHEN {bad} IS NOT NULL THEN {raw_record} END" if reasons else null
+    # Without type overrides no row can fail typing: a view is enough, and the big copy of a
+    # temp table is saved (the data is then read once for the key check, once for COPY).
+    kind = "TABLE" if reasons else "VIEW"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT _row, {file_expr} AS _file, "
+        f"CREATE OR REPLACE TEMP {kind} _typed AS SELECT _row, {file_expr} AS _file, "
         f"{', '.join(select_parts)}, {bad} AS _bad, {bad_col} AS _bad_col, "
         f"{raw_json} AS _raw_json FROM {raw.relation}"
     )
+    typed = "_typed"
 
     key = quote(table.primary_key)
     pk_problem = (
@@ -151,8 +155,9 @@ def land(
     ).fetchone()
     if dupes:
         # Only pay for the window when there are duplicates: keep the first, report the rest.
+        typed = "_typed_keys"
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _typed AS SELECT * EXCLUDE "
+            "CREATE OR REPLACE TEMP TABLE _typed_keys AS SELECT * EXCLUDE "
             f"(_bad, _rank, _first, _first_file), coalesce(_bad, {pk_problem}, "
             f"CASE WHEN _rank > 1 THEN 'duplicate primary key ''{table.primary_key}'' = ' || "
             f"CAST({key} AS VARCHAR) || ' (first at ' || CASE WHEN _first_file <> _file "
@@ -162,8 +167,9 @@ def land(
             f"WINDOW w AS (PARTITION BY {key}, _bad IS NULL ORDER BY _file, _row))"
         )
     elif nulls:
+        typed = "_typed_keys"
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _typed AS SELECT * EXCLUDE (_bad), "
+            f"CREATE OR REPLACE TEMP TABLE _typed_keys AS SELECT * EXCLUDE (_bad), "
             f"coalesce(_bad, {pk_problem}) AS _bad FROM _typed"
         )
 
@@ -173,13 +179,16 @@ def land(
     order = "ORDER BY _file, _row" if "_file" in schema or dupes else ""
     cols = ", ".join(quote(c) for c in data_columns)
     con.execute(
-        f"COPY (SELECT {cols} FROM _typed WHERE _bad IS NULL {order}) "
+        f"COPY (SELECT {cols} FROM {typed} WHERE _bad IS NULL {order}) "
         f"TO {sql_str(str(out_path))} (FORMAT PARQUET)"
     )
-    loaded = con.execute("SELECT count(*) FROM _typed WHERE _bad IS NULL").fetchone()[0]
-    quarantined = _write_quarantine(con, raw, ref, table.primary_key, data_columns, quarantine_path)
-    types = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT {cols} FROM _typed").fetchall()}
-    con.execute("DROP TABLE IF EXISTS _typed")
+    loaded = con.execute(f"SELECT count(*) FROM {typed} WHERE _bad IS NULL").fetchone()[0]
+    quarantined = _write_quarantine(
+        con, raw, ref, table.primary_key, data_columns, quarantine_path, typed
+    )
+    types = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT {cols} FROM {typed}").fetchall()}
+    con.execute("DROP TABLE IF EXISTS _typed_keys")
+    con.execute(f"DROP {kind} IF EXISTS _typed")
     return LandedTable(
         ref=ref,
         path=out_path,
@@ -335,6 +344,7 @@ def _write_quarantine(
     primary_key: str,
     data_columns: list[str],
     path: Path,
+    typed: str = "_typed",
 ) -> int:
     """Read-time rejects plus rows that failed typing or key checks, one row per record."""
     con.execute(
@@ -359,7 +369,7 @@ def _write_quarantine(
     con.execute(
         f"INSERT INTO _quarantine SELECT {sql_str(ref.source.name)}, {sql_str(ref.table.name)}, "
         f"_file, _row, coalesce(_bad_col, {sql_str(primary_key)}), _bad, "
-        f"coalesce(_raw_json, {_json_record(data_columns)}) FROM _typed WHERE _bad IS NOT NULL"
+        f"coalesce(_raw_json, {_json_record(data_columns)}) FROM {typed} WHERE _bad IS NOT NULL"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(

@@ -17,6 +17,7 @@ RESULTS.md, one subsection per size (other sizes and other sections are kept).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,18 +89,22 @@ def run_child(tool: str, data_dir: Path, work_dir: Path) -> dict:
 
 
 def data_for(n: int) -> tuple[Path, dict]:
-    """The generated data set of n records, regenerated when the generator has changed."""
+    """The generated data set of n records: data/unify_<n>/<generator hash>/, made once (under a
+    lock, so concurrent runs neither generate twice nor delete data another run is reading)."""
     src = [HERE / "unify" / f for f in ("generate.py", "formats.py", "names.py")]
     digest = hashlib.sha1(b"".join(p.read_bytes() for p in src)).hexdigest()[:12]
-    out = DATA / f"unify_{n}"
-    meta_path = out / "meta.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("generator") == digest:
-        return out, json.loads(meta_path.read_text())
-    shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
-    meta = generate.generate(n, out) | {"generator": digest, "seed": generate.SEED}
-    meta["seconds"] = round(time.perf_counter() - t0, 1)
-    meta_path.write_text(json.dumps(meta))
+    out = DATA / f"unify_{n}" / digest
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta_path = out / "meta.json"
+        if meta_path.exists():
+            return out, json.loads(meta_path.read_text())
+        shutil.rmtree(out, ignore_errors=True)  # a generation that did not finish
+        t0 = time.perf_counter()
+        meta = generate.generate(n, out) | {"generator": digest, "seed": generate.SEED}
+        meta["seconds"] = round(time.perf_counter() - t0, 1)
+        meta_path.write_text(json.dumps(meta))
     print(f"generated {n:,} records ({meta['persons']:,} persons) in {meta['seconds']} s: {out}")
     return out, meta
 
@@ -174,7 +180,12 @@ def write_section(new: dict[int, str]) -> None:
         for part in re.split(r"^(?=### )", old.group(0), flags=re.M)[1:]:
             size = int(re.match(r"### ([\d,]+) records", part).group(1).replace(",", ""))
             subs[size] = part.rstrip("\n") + "\n"
-    subs |= new
+    for size, part in new.items():
+        ran = "| Audience | not run" not in subs.get(size, "| Audience | not run")
+        if ran and "| Audience | not run" in part:  # keep a run with Audience in it
+            print(f"kept the {size:,} subsection of RESULTS.md: it has Audience results")
+        else:
+            subs[size] = part
     section = INTRO + "\n" + "\n".join(subs[k] for k in sorted(subs))
     if old:
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text)
@@ -186,9 +197,7 @@ def write_section(new: dict[int, str]) -> None:
 def bench(n: int, args: argparse.Namespace, command: str) -> str:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     data_dir, meta = data_for(n)
-    work = data_dir / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=data_dir))  # this run's own
     truth = pq.read_table(data_dir / "truth.parquet")
     score = lambda path: metrics.score(pq.read_table(path), truth)  # noqa: E731
     runs = {t: run_child(t, data_dir, work) for t in ("audience", "splink", "rules")
@@ -216,6 +225,7 @@ def bench(n: int, args: argparse.Namespace, command: str) -> str:
     rows.append(fmt_row("Exact rules (DuckDB)", runs.get("rules"),
                         score(work / "rules.parquet") if "rules" in runs else None))  # fmt: skip
     section = subsection(n, meta, command, load, rows, notes)
+    shutil.rmtree(work)
     print("\n" + section)
     return section
 

@@ -138,6 +138,21 @@ def _print_summary(results: dict) -> None:
             style=style,
         )
     console.print(table)
+    unify = results["stages"].get("unify", {})
+    stats = unify.get("detail", {}).get("statistics")
+    if stats:
+        tables = ", ".join(
+            f"{t['table']} {t['records']:,} ({t['duplicates']:,} duplicates, "
+            f"{t['matched']:,} matched)"
+            for t in stats["tables"]
+        )
+        console.print(
+            f"[bold]{stats['customers']:,} customers[/] from {stats['records']:,} records: "
+            f"{tables}",
+            highlight=False,
+        )
+        for warning in unify.get("detail", {}).get("warnings", []):
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     quarantined = sum(t["rows_quarantined"] for t in detail.values())
     if quarantined:
         console.print(

@@ -156,7 +156,9 @@ class Engine:
             return self.backend.create_table(self._name(name), expr, temp=True)
         path = self.scratch / f"{self._name(name)}.parquet"
         self.write(expr, path)
-        return self.read(path)
+        # Spark writes literals with its own types (1.0 as decimal(2,1), 2 as int): cast back
+        # to the expression's schema so unions with other tables still line up.
+        return self.read(path).cast(expr.schema())
 
     def write_arrow(self, table: pa.Table, path: Path) -> None:
         """Store a small result computed in Python (a profile, a summary) as Parquet."""

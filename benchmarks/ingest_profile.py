@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -142,14 +143,7 @@ def run_child(tool: str, fmt: str, path: Path, work: Path) -> dict:
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
-    kib = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
-    return (
-        f"{len(os.sched_getaffinity(0))} cores (nproc), {kib / 1024**2:.1f} GiB RAM, "
-        f"{model.group(1) if model else 'unknown CPU'}; Python {sys.version.split()[0]}, "
-        f"DuckDB {duckdb.__version__}"
-    )
+    return describe()
 
 
 def code_version() -> str:

@@ -20,8 +20,6 @@ import argparse
 import fcntl
 import hashlib
 import json
-import os
-import platform
 import re
 import shutil
 import subprocess
@@ -31,9 +29,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from machine import describe
 from unify import generate, metrics, prepare, splink_runner
 
 HERE = Path(__file__).resolve().parent
@@ -110,16 +108,9 @@ def data_for(n: int) -> tuple[Path, dict]:
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
-    kib = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
     import splink
 
-    return (
-        f"{len(os.sched_getaffinity(0))} cores (nproc), {kib / 1024**2:.1f} GiB RAM, "
-        f"{model.group(1) if model else platform.processor()}; Python "
-        f"{platform.python_version()}, DuckDB {duckdb.__version__}, Splink {splink.__version__}"
-    )
+    return describe(f", Splink {splink.__version__}")
 
 
 def commit() -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from audience.project import Project, parse_project
+from audience.project import Project, load_project, parse_project
 
 
 def make_project(root: Path, sources: list[dict[str, Any]], **settings: Any) -> Project:
@@ -22,3 +22,21 @@ def project_factory(tmp_path: Path):
         return make_project(tmp_path, sources, **settings)
 
     return factory
+
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "retail"
+
+
+def demo_project(folder: Path, people: int, seed: int) -> Project:
+    """The demo project (examples/retail) on data generated into `folder`."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(DEMO))
+    try:
+        from generate import generate
+    finally:
+        sys.path.remove(str(DEMO))
+    shutil.copy(DEMO / "audience.yaml", folder / "audience.yaml")
+    generate(folder / "data", people=people, seed=seed)
+    return load_project(folder / "audience.yaml")

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 import duckdb
 import pytest
 
 from audience.pipeline import run_pipeline
-from audience.project import load_project
-
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "retail"
+from conftest import demo_project
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    sys.path.insert(0, str(DEMO))
-    try:
-        from generate import generate
-    finally:
-        sys.path.remove(str(DEMO))
     folder = tmp_path_factory.mktemp("retail")
-    shutil.copy(DEMO / "audience.yaml", folder / "audience.yaml")
-    generate(folder / "data", people=2000, seed=42)
-    return folder, run_pipeline(load_project(folder / "audience.yaml"))
+    return folder, run_pipeline(demo_project(folder, people=2000, seed=42))
 
 
 def test_pairwise_precision_and_recall_against_truth(demo_run):

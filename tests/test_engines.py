@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from audience.pipeline import run_pipeline
-from audience.project import load_project
-
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "examples" / "retail"
+from conftest import demo_project as make_demo_project
 
 
-@pytest.fixture(scope="module")
-def demo_project(tmp_path_factory):
+@pytest.fixture(scope="module", name="demo_project")
+def demo_project_fixture(tmp_path_factory):
     """The demo project on a small generated data set (300 people)."""
-    sys.path.insert(0, str(DEMO))
-    try:
-        from generate import generate
-    finally:
-        sys.path.remove(str(DEMO))
-    folder = tmp_path_factory.mktemp("retail")
-    shutil.copy(DEMO / "audience.yaml", folder / "audience.yaml")
-    generate(folder / "data", people=300, seed=7)
-    return load_project(folder / "audience.yaml")
+    return make_demo_project(tmp_path_factory.mktemp("retail"), people=300, seed=7)
 
 
 def table_rows(run, name: str) -> list[tuple]:

@@ -1,0 +1,22 @@
+"""The machine a benchmark ran on, for benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+import duckdb
+
+
+def describe(extra: str = "") -> str:
+    """'2 cores (nproc), 23.5 GiB RAM, <CPU>; Python x, DuckDB y' plus `extra`."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
+    kib = int(re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text()).group(1))
+    return (
+        f"{len(os.sched_getaffinity(0))} cores (nproc), {kib / 1024**2:.1f} GiB RAM, "
+        f"{model.group(1) if model else platform.processor() or 'unknown CPU'}; "
+        f"Python {platform.python_version()}, DuckDB {duckdb.__version__}{extra}"
+    )

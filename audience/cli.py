@@ -153,12 +153,38 @@ def _print_summary(results: dict) -> None:
         )
         for warning in unify.get("detail", {}).get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    _print_analytics(results["stages"])
     quarantined = sum(t["rows_quarantined"] for t in detail.values())
     if quarantined:
         console.print(
             f"[yellow]{quarantined} row(s) quarantined[/]: see them with "
             "[bold]audience export Quarantine --to quarantine.csv[/]"
         )
+
+
+def _print_analytics(stages: dict) -> None:
+    activities = stages.get("activities", {})
+    if activities.get("status") == "ok":
+        detail = activities["detail"]
+        resolved = sum(a["resolved"] for a in detail.values())
+        aside = sum(a["unresolved"] for a in detail.values())
+        note = f", {aside:,} kept aside (see ActivityUnresolved)" if aside else ""
+        console.print(
+            f"[bold]{resolved:,} activities[/] in {len(detail)} kinds{note}", highlight=False
+        )
+    measures = stages.get("measures", {})
+    if measures.get("status") == "ok":
+        tables = [t for t in measures["rows"] if t.startswith("Measure_")]
+        console.print(
+            f"measures: customer attributes for {measures['rows']['CustomerAttributes']:,} "
+            f"customers, {len(tables)} measure table(s)",
+            highlight=False,
+        )
+    segments = stages.get("segments", {})
+    sizes = segments.get("detail", {}).get("sizes", {})
+    if sizes:
+        shown = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+        console.print(f"segments: {shown}", highlight=False)
 
 
 @app.command()
@@ -438,3 +464,7 @@ def schema(
 
 if __name__ == "__main__":
     app()
+
+
+# The measures and segments sub-commands live in their own module; importing it registers them.
+from audience import cli_analytics  # noqa: E402, F401

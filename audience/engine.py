@@ -183,10 +183,11 @@ class Engine:
         """A small in-memory table (a lookup list, a configuration table) in the engine."""
         if self.kind == "duckdb":
             return self.backend.create_table(self._name(name), table, temp=True)
-        frame = self._spark.createDataFrame(table.to_pandas())
-        view = self._name(name)
-        frame.createOrReplaceTempView(view)
-        return self.backend.table(view)
+        # Through Parquet, not pandas: pandas turns null floats into NaN, which Spark keeps.
+        # Spark skips files whose names start with "_" as hidden: no leading underscore.
+        path = self.scratch / f"arrow{self._name(name)}.parquet"
+        self.write_arrow(table, path)
+        return self.read(path)
 
     def jaro_winkler(self, a: ibis.Value, b: ibis.Value) -> ibis.Value:
         """Jaro-Winkler similarity of two strings (0 when either is missing or empty).

@@ -53,6 +53,7 @@ class Context:
     run: Run
     reporter: Reporter
     tables: list[TableRef]
+    as_of: datetime  # the reference time of time windows ("last 30 days"), UTC
     landed: dict[str, LandedTable] = field(default_factory=dict)
 
     def out(self, relative: str) -> Path:
@@ -104,7 +105,7 @@ def unify_stage(ctx: Context, result: StageResult) -> None:
         result.detail["reason"] = "no unify: section in the project file"
         return
     landed = {ref.id: ctx.out(ctx.run.tables[ref.id]) for ref in ctx.tables}
-    previous = _previous_table(ctx, "AlternateKey")
+    previous = previous_table(ctx, "AlternateKey")
     outcome = unify(ctx.engine, ctx.project, landed, previous)
     for name, table in outcome.tables.items():
         relative = f"tables/{name}.parquet"
@@ -119,7 +120,7 @@ def unify_stage(ctx: Context, result: StageResult) -> None:
     result.detail["warnings"] = outcome.warnings
 
 
-def _previous_table(ctx: Context, name: str) -> Path | None:
+def previous_table(ctx: Context, name: str) -> Path | None:
     """A table of the current (last good) run, e.g. the AlternateKey that IDs stay stable to."""
     workspace = Workspace(ctx.project.workspace_path)
     try:
@@ -129,10 +130,37 @@ def _previous_table(ctx: Context, name: str) -> Path | None:
         return None
 
 
+def _analytics(name: str) -> Callable[[Context, StageResult], None]:
+    def run(ctx: Context, result: StageResult) -> None:
+        from audience.analytics import stage
+
+        getattr(stage, f"{name}_stage")(ctx, result)
+
+    return run
+
+
 STAGES: list[Stage] = [
     Stage("ingest", ingest_stage),
     Stage("profile", profile_stage, needs=("ingest",)),
     Stage("unify", unify_stage, needs=("ingest",), steps=lambda ctx: 10),
+    Stage(
+        "activities",
+        _analytics("activities"),
+        needs=("unify",),
+        steps=lambda ctx: len(ctx.project.activities),
+    ),
+    Stage(
+        "measures",
+        _analytics("measures"),
+        needs=("activities",),
+        steps=lambda ctx: 1 + sum(m.kind != "customer_attribute" for m in ctx.project.measures),
+    ),
+    Stage(
+        "segments",
+        _analytics("segments"),
+        needs=("measures",),
+        steps=lambda ctx: len(ctx.project.segments),
+    ),
 ]
 
 
@@ -170,7 +198,10 @@ def run_pipeline(
     own_engine = engine is None
     engine = engine or Engine.connect(project, engine_kind)
     run = workspace.start_run([s.name for s in stages], engine.kind, project.name)
-    ctx = Context(project, engine, run, reporter, project.table_refs())
+    as_of = project.as_of or datetime.now(UTC)
+    as_of = as_of.astimezone(UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
+    run.results["as_of"] = as_of.isoformat()
+    ctx = Context(project, engine, run, reporter, project.table_refs(), as_of)
     try:
         for stage in stages:
             result = StageResult(stage.name, status="running")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from audience.analytics.config import Activity, Measure, Relationship, Segment
 from audience.unify.config import UnifyConfig
 
 PROJECT_FILE = "audience.yaml"
@@ -200,6 +202,19 @@ class Project(Strict):
     unify: UnifyConfig | None = Field(
         None, description="How source tables become customers: map, dedup, match, merge."
     )
+    relationships: list[Relationship] = Field(
+        default_factory=list, description="Links between tables, usable as paths."
+    )
+    activities: list[Activity] = Field(
+        default_factory=list, description="Source tables whose rows are things customers did."
+    )
+    measures: list[Measure] = Field(default_factory=list)
+    segments: list[Segment] = Field(default_factory=list)
+    as_of: datetime | None = Field(
+        None,
+        description="Reference time (UTC) for time windows such as 'last 30 days'; "
+        "default: the start of each run.",
+    )
 
     # The folder of the project file, set by parse_project; not part of the file.
     _root: Path = PrivateAttr(default_factory=Path.cwd)
@@ -215,6 +230,7 @@ class Project(Strict):
             dupes = {n for n in table_names if table_names.count(n) > 1}
             if dupes:
                 raise ValueError(f"sources[{i}].tables: table names used twice: {sorted(dupes)}")
+        self._check_analytics()
         if self.unify:
             labels = [r.label for r in self.table_refs()]
             for i, table in enumerate(self.unify.tables):
@@ -224,6 +240,46 @@ class Project(Strict):
                         f"tables are {', '.join(labels)}"
                     )
         return self
+
+    def _check_analytics(self) -> None:
+        """Names are unique and every table, activity and segment referenced exists."""
+        labels = [r.label for r in self.table_refs()]
+
+        def table(path: str, label: str) -> None:
+            if label not in labels:
+                known = ", ".join(labels)
+                raise ValueError(f"{path}: no source table '{label}'; tables are {known}")
+
+        for what in ("activities", "measures", "segments"):
+            names = [item.name for item in getattr(self, what)]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what}: names used twice: {dupes}")
+        # A relationship's name is a path step from its table, so it is unique per table.
+        steps = [(r.table, r.name) for r in self.relationships]
+        dupes = sorted({f"{t}: {n}" for t, n in steps if steps.count((t, n)) > 1})
+        if dupes:
+            raise ValueError(f"relationships: names used twice from one table: {dupes}")
+        for i, rel in enumerate(self.relationships):
+            table(f"relationships[{i}].table", rel.table)
+            table(f"relationships[{i}].to", rel.to)
+        unified = [t.table for t in self.unify.tables] if self.unify else []
+        for i, act in enumerate(self.activities):
+            table(f"activities[{i}].table", act.table)
+            if act.customer not in unified:
+                raise ValueError(
+                    f"activities[{i}].customer: '{act.customer}' is not a unified table; "
+                    f"unify.tables are {', '.join(unified) or 'none'}"
+                )
+        activity_names = {a.name for a in self.activities} | {a.type for a in self.activities}
+        for i, measure in enumerate(self.measures):
+            if measure.activity and measure.activity not in activity_names:
+                raise ValueError(
+                    f"measures[{i}].activity: no activity or activity type '{measure.activity}'; "
+                    f"known: {', '.join(sorted(activity_names)) or 'none'}"
+                )
+            if measure.table:
+                table(f"measures[{i}].table", measure.table)
 
     def table_refs(self) -> list[TableRef]:
         """Every source table, in project order."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import ibis
 from ibis import _
 
+from audience import jsontext
 from audience.unify.config import SEMANTIC_TYPES, MergeConfig, MergeField, MergeGroup
 from audience.unify.ids import uuid5
 from audience.unify.prepare import Prepared, column_of
@@ -162,18 +163,18 @@ def alternate_keys(prepared: Prepared, members: ibis.Table, ids: ibis.Table) -> 
     preferred = records.mutate(_r=rank).filter(_._r == 0).select("cluster", "_t", _preferred=_._key)
     per_table = (
         records.group_by(["cluster", "_t", "_source", "_entity"])
-        .agg(_keys=('"' + _json_escape(_._key) + '"').collect().sort().join(","))
+        .agg(_keys=('"' + jsontext.escape(_._key) + '"').collect().sort().join(","))
         .join(preferred, ["cluster", "_t"])
     )
     ring_parts = per_table.select(
         "cluster",
         "_t",
         _part='{"dataSourceName":"'
-        + _json_escape(_._source)
+        + jsontext.escape(_._source)
         + '","entityName":"'
-        + _json_escape(_._entity)
+        + jsontext.escape(_._entity)
         + '","preferredKey":"'
-        + _json_escape(_._preferred)
+        + jsontext.escape(_._preferred)
         + '","keys":['
         + _._keys
         + "]}",
@@ -195,10 +196,6 @@ def alternate_keys(prepared: Prepared, members: ibis.Table, ids: ibis.Table) -> 
         AlternateKeyId=uuid5(out._rid),
         Identifier=_._rid,
     )
-
-
-def _json_escape(value: ibis.StringValue) -> ibis.StringValue:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def group_names(groups: list[MergeGroup]) -> set[str]:

@@ -784,6 +784,32 @@ def write_subscriptions(out: Path, members: list[dict], people: int, rng: random
     return write_csv(out / "subscriptions.csv", header + ["auto_renew"], rows)
 
 
+def write_loyalty_ledger(out: Path, members: list[dict], rng: random.Random) -> int:
+    """Points transactions per member: a sign-up bonus, points earned and redeemed over time,
+    and, where the running total differs from the member's balance, a migration correction
+    on the last day (the balance in loyalty_members is the old system's)."""
+    rows: list[list[object]] = []
+    for member in members:
+        joined = datetime.fromisoformat(member["joined_on"])
+        events = [(joined, 100, "signup_bonus")]
+        for _ in range(rng.randint(0, 12)):
+            events.append((random_datetime(rng, joined), rng.randint(1, 30) * 10, "purchase"))
+        events.sort()
+        total = sum(points for _, points, _ in events)
+        for _ in range(rng.randint(0, 2)):
+            if total >= 500:
+                redeemed = rng.choice([250, 500])
+                events.append((random_datetime(rng, events[-1][0]), -redeemed, "reward"))
+                total -= redeemed
+        balance = member["points_balance"]
+        if isinstance(balance, int) and balance != total:
+            events.append((NOW - timedelta(days=1), balance - total, "migration_correction"))
+        for ts, points, reason in sorted(events, key=lambda e: e[0]):
+            rows.append([f"PT-{len(rows) + 1:06d}", member["member_no"], ts, points, reason])
+    header = ["transaction_id", "member_no", "booked_at", "points", "reason"]
+    return write_csv(out / "loyalty_ledger.csv", header, rows)
+
+
 # --- README -----------------------------------------------------------------------------------
 
 
@@ -805,6 +831,7 @@ the top of the generator.
 | web_visits.csv | page views, FK account_id (empty: anonymous) | {c["web_visits.csv"]} | visit_id |
 | support_cases.csv | service desk, FK contact_id | {c["support_cases.csv"]} | case_id |
 | subscriptions.csv | paid plans, FK member_no | {c["subscriptions.csv"]} | subscription_id |
+| loyalty_ledger.csv | points (+ earned, - redeemed), FK member_no | {c["loyalty_ledger.csv"]} | |
 | truth.csv | NOT a source: the true person of each record | {c["truth.csv"]} | |
 
 Columns: crm_contacts: contact_id, first_name, last_name, email, phone, street, city, state,
@@ -881,6 +908,7 @@ def generate(out_dir: Path, people: int = 2000, seed: int = 42) -> dict[str, int
             out, crm["contacts"], orders["catalog"], people, rng
         ),
         "subscriptions.csv": write_subscriptions(out, loyalty["members"], people, rng),
+        "loyalty_ledger.csv": write_loyalty_ledger(out, loyalty["members"], rng),
         "truth.csv": len(truth),
         "crm_ragged_rows": crm["crm_ragged_rows"],
         "crm_duplicate_key_rows": crm["crm_duplicate_key_rows"],

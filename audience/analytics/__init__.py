@@ -1,0 +1,1 @@
+"""Activities, relationships, measures and segments: what business users do with profiles."""

@@ -1,0 +1,199 @@
+"""Segments: groups of customers defined by condition trees over profiles, measures and
+activities, combined by union, intersect or except.
+
+A condition is an expression over the customer's fields (profile columns and customer
+attributes), a group (`all`, `any`, `not`), membership of another segment, or an activity
+condition ("bought shoes in the last 30 days", "more than 3 visits"). A condition that is
+unknown (NULL, e.g. a missing birth date) counts as false: the customer is not a member.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from audience import expr
+from audience.analytics.config import (
+    ActivityCondition,
+    AllOf,
+    AnyOf,
+    InSegment,
+    NotOf,
+    Segment,
+)
+from audience.analytics.measures import RowSources
+from audience.analytics.paths import AnalyticsError
+
+PROVIDER = "Audience"
+MEMBERSHIP_TYPE = "Customer"
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def customer_base(profile: ibis.Table, attributes: ibis.Table) -> ibis.Table:
+    """One row per customer: the profile's columns and the customer attributes."""
+    clash = sorted(set(profile.columns) & set(attributes.columns) - {"CustomerId"})
+    if clash:
+        raise AnalyticsError(
+            f"measures: names {clash} are also profile fields; rename the measures"
+        )
+    other = attributes.rename(_acid="CustomerId")
+    joined = profile.left_join(other, profile.CustomerId == other._acid)
+    return joined.drop("_acid")
+
+
+class SegmentBuilder:
+    """Turns segment definitions into member tables (CustomerId)."""
+
+    def __init__(
+        self,
+        sources: RowSources,
+        base: ibis.Table,
+        now: datetime,
+        members: dict[str, ibis.Table] | None = None,
+    ):
+        self.sources = sources
+        self.project = sources.project
+        self.base = base
+        self.fields: dict[str, dt.DataType] = dict(base.schema().items())
+        self.now = now
+        self.members: dict[str, ibis.Table] = dict(members or {})
+
+    # -- conditions ----------------------------------------------------------------------
+    def condition(self, cond: Any, path: str) -> ibis.BooleanValue:
+        """A condition as a boolean over `self.base` (never NULL)."""
+        match cond:
+            case AllOf(all=items):
+                parts = [self.condition(c, f"{path}.all[{i}]") for i, c in enumerate(items)]
+                return _fold(parts, operator.and_)
+            case AnyOf(any=items):
+                parts = [self.condition(c, f"{path}.any[{i}]") for i, c in enumerate(items)]
+                return _fold(parts, operator.or_)
+            case NotOf(not_=inner):
+                return ~self.condition(inner, f"{path}.not")
+            case InSegment(segment=name):
+                return self.base.CustomerId.isin(self.members_of(name, f"{path}.segment"))
+            case ActivityCondition():
+                return self._activity(cond, path)
+            case _:
+                node = expr.parse(cond, path=path)
+                expr.check_condition(node, self.fields, path=path)
+                value = expr.build(node, self.base, now=self.now)
+                return ibis.coalesce(value, False)
+
+    def members_of(self, name: str, path: str) -> ibis.Value:
+        if name not in self.members:
+            known = [s.name for s in self.project.segments]
+            if name in known:
+                raise AnalyticsError(f"{path}: segment '{name}' is not computed yet (a cycle?)")
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise AnalyticsError(
+                f"{path}: no segment '{name}'{hint} Segments: {', '.join(known) or 'none'}"
+            )
+        return self.members[name].CustomerId
+
+    def _activity(self, cond: ActivityCondition, path: str) -> ibis.BooleanValue:
+        rows = self.sources.activity(cond.activity, f"{path}.activity")
+        where = None
+        if cond.where is not None:
+            where = expr.parse(cond.where, path=f"{path}.where")
+            expr.check_condition(where, rows.fields, path=f"{path}.where")
+        table, _resolve = rows.filtered(set(), where, cond.within, self.now)
+        match = re.match(r"^\s*(>=|<=|>|<|=|!=)\s*(\d+)\s*$", cond.count)
+        assert match  # the model's pattern guarantees it
+        compare, n = _COMPARE[match.group(1)], int(match.group(2))
+        counts = table.group_by("CustomerId").agg(_n=table.CustomerId.count())
+        if compare(0, n):
+            # Customers without rows qualify: exclude those whose count fails instead.
+            failing = counts.filter(~compare(counts._n, n))
+            return ~self.base.CustomerId.isin(failing.CustomerId)
+        return self.base.CustomerId.isin(counts.filter(compare(counts._n, n)).CustomerId)
+
+    # -- segments ------------------------------------------------------------------------
+    def rule_set(self, segment: Segment, path: str) -> ibis.BooleanValue:
+        rules = [self.condition(r, f"{path}.rules[{i}]") for i, r in enumerate(segment.rules)]
+        if segment.combine == "intersect":
+            return _fold(rules, operator.and_)
+        if segment.combine == "except":
+            return rules[0] & ~_fold(rules[1:], operator.or_)
+        return _fold(rules, operator.or_)
+
+    def members_table(self, segment: Segment, path: str) -> ibis.Table:
+        return self.base.filter(self.rule_set(segment, path)).select("CustomerId")
+
+    def quick(self, condition: Any) -> ibis.Table:
+        """Customers (base rows) that meet one condition: a segment that is not saved."""
+        return self.base.filter(self.condition(condition, "condition"))
+
+
+def segment_order(segments: list[Segment]) -> list[int]:
+    """Indexes of segments so each comes after the segments it refers to."""
+    refs = {i: _references(s) for i, s in enumerate(segments)}
+    names = {s.name: i for i, s in enumerate(segments)}
+    done: list[int] = []
+    pending = list(range(len(segments)))
+    while pending:
+        ready = [i for i in pending if all(names.get(r) in done or r not in names for r in refs[i])]
+        if not ready:
+            cycle = ", ".join(segments[i].name for i in pending)
+            raise AnalyticsError(f"segments: these refer to each other in a cycle: {cycle}")
+        done.extend(ready)
+        pending = [i for i in pending if i not in ready]
+    return done
+
+
+def _references(segment: Segment) -> set[str]:
+    found: set[str] = set()
+
+    def walk(cond: Any) -> None:
+        match cond:
+            case AllOf(all=items) | AnyOf(any=items):
+                for c in items:
+                    walk(c)
+            case NotOf(not_=inner):
+                walk(inner)
+            case InSegment(segment=name):
+                found.add(name)
+
+    for rule in segment.rules:
+        walk(rule)
+    return found
+
+
+def _fold(parts: list[ibis.BooleanValue], op: Callable) -> ibis.BooleanValue:
+    out = parts[0]
+    for part in parts[1:]:
+        out = op(out, part)
+    return out
+
+
+def membership_table(members: ibis.Table, project_name: str) -> ibis.Table:
+    """SegmentMembership (seed 004): per customer, the JSON list of its segments."""
+    from audience.unify.ids import uuid5
+
+    grouped = members.group_by("CustomerId").agg(
+        _names=('"' + members.Segment + '"').collect().sort().join(",")
+    )
+    identifier = grouped.CustomerId + f"|{PROVIDER}|{MEMBERSHIP_TYPE}|{project_name}"
+    return grouped.select(
+        CustomerId=grouped.CustomerId,
+        SegmentProvider=ibis.literal(PROVIDER),
+        SegmentMembershipType=ibis.literal(MEMBERSHIP_TYPE),
+        Segments="[" + grouped._names + "]",
+        Identifier=identifier,
+        SegmentMembershipId=uuid5(identifier),
+    )

@@ -41,6 +41,10 @@ def _local_cores(master: str) -> str | None:
     return str(os.cpu_count() or 2) if inside == "*" else inside.split(",")[0]
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 @ibis.udf.scalar.builtin(name="jaro_winkler_similarity")
 def _duckdb_jaro_winkler(a: str, b: str) -> float:  # type: ignore[empty-body]
     """DuckDB's built-in Jaro-Winkler."""
@@ -148,7 +152,30 @@ class Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-        self.backend.to_parquet(expr, str(path))
+        if self.kind == "duckdb":
+            self._duckdb_parquet(expr, path)
+        else:
+            self.backend.to_parquet(expr, str(path))
+
+    def _duckdb_parquet(self, expr: ibis.Table, path: Path) -> None:
+        # DuckDB sums integers into HUGEINT, which its Parquet writer stores as DOUBLE, while
+        # Ibis calls the column int64 (and drops a cast to int64 as a no-op): cast in SQL.
+        ints = {c: t for c, t in expr.schema().items() if t.is_integer()}
+        if not ints:
+            self.backend.to_parquet(expr, str(path))
+            return
+        names = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
+        casts = ", ".join(
+            f"CAST({_quote(c)} AS {'U' if t.is_unsigned_integer() else ''}{names[t.nbytes * 8]})"
+            f" AS {_quote(c)}"
+            for c, t in ints.items()
+        )
+        self.backend._run_pre_execute_hooks(expr)  # registers in-memory tables, as to_parquet does
+        sql = self.backend.compile(expr)
+        target = str(path).replace("'", "''")
+        self.backend.raw_sql(
+            f"COPY (SELECT * REPLACE ({casts}) FROM ({sql})) TO '{target}' (FORMAT parquet)"
+        )
 
     def checkpoint(self, expr: ibis.Table, name: str) -> ibis.Table:
         """Materialise `expr` and return a table that reads the stored result."""

@@ -10,7 +10,7 @@ Then, in this one process, --repeat times (alternating which side goes first):
   group-bys left joined to the profile, `COPY ... TO` Parquet); both from the files to the
   written file, one row per customer with all twelve numbers;
 - segment (total_transaction_value > 500, time_since_last_purchase <= 90 and at least 2 web
-  visits in the last 30 days): Audience (`customer_base` over the profile and the attributes
+  visits in the last 30 days): Audience (`SegmentBuilder` over the profile and the attributes
   file, `SegmentBuilder.members_table`, written) vs one SQL query over the attributes file;
 and checks that both sides give the same value for every customer and template (doubles to a
 relative 1e-9) and the same members. Reports medians, every run and CPU seconds; then runs each
@@ -240,7 +240,7 @@ def report(
         "web visits over 3 years, as `Activity_<name>` Parquet files.",
         f"- Medians of {len(runs)} runs in one process, DuckDB {args.threads} threads on both "
         "sides; each side from the Parquet files to its result written as Parquet. Audience: "
-        "`MeasureBuilder.compute()` + `Engine.write`; `customer_base` + "
+        "`MeasureBuilder.compute()` + `Engine.write`; "
         "`SegmentBuilder.members_table` + `Engine.write` (ingest and unify bypassed). SQL: "
         "`benchmarks/measures/sql.py`. Peak RSS: one more run of each step on each side, "
         "each in a fresh process (its VmHWM, about 130 MB of which is Python with Ibis "

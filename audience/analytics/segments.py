@@ -43,55 +43,73 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-def customer_base(profile: ibis.Table, attributes: ibis.Table) -> ibis.Table:
-    """One row per customer: the profile's columns and the customer attributes."""
-    clash = sorted(set(profile.columns) & set(attributes.columns) - {"CustomerId"})
-    if clash:
-        raise AnalyticsError(
-            f"measures: names {clash} are also profile fields; rename the measures"
-        )
-    other = attributes.rename(_acid="CustomerId")
-    joined = profile.left_join(other, profile.CustomerId == other._acid)
-    return joined.drop("_acid")
-
-
 class SegmentBuilder:
-    """Turns segment definitions into member tables (CustomerId)."""
+    """Turns segment definitions into member tables (CustomerId).
+
+    Conditions read profile fields and customer attributes. Both tables have one row per
+    customer, so a segment that reads only one of them runs on that table alone; the join of
+    the two is made only when a segment needs both (a third of a segment's time at 1M
+    customers, measured in benchmarks/measures_segments.py)."""
 
     def __init__(
         self,
         sources: RowSources,
-        base: ibis.Table,
+        profile: ibis.Table,
+        attributes: ibis.Table,
         now: datetime,
         members: dict[str, ibis.Table] | None = None,
     ):
+        clash = sorted(set(profile.columns) & set(attributes.columns) - {"CustomerId"})
+        if clash:
+            raise AnalyticsError(f"measures: names {clash} are also profile fields; rename them")
         self.sources = sources
         self.project = sources.project
-        self.base = base
-        self.fields: dict[str, dt.DataType] = dict(base.schema().items())
+        self.profile = profile
+        self.attributes = attributes
+        self.fields: dict[str, dt.DataType] = {
+            **dict(profile.schema().items()),
+            **dict(attributes.schema().items()),
+        }
         self.now = now
         self.members: dict[str, ibis.Table] = dict(members or {})
 
+    @property
+    def base(self) -> ibis.Table:
+        """One row per customer: the profile's columns and the customer attributes."""
+        other = self.attributes.rename(_acid="CustomerId")
+        joined = self.profile.left_join(other, self.profile.CustomerId == other._acid)
+        return joined.drop("_acid")
+
+    def _base_for(self, conditions: list[Any], path: str) -> ibis.Table:
+        names = {"CustomerId"}
+        for i, cond in enumerate(conditions):
+            names |= _field_names(cond, f"{path}[{i}]")
+        if names <= set(self.attributes.columns):
+            return self.attributes
+        if names <= set(self.profile.columns):
+            return self.profile
+        return self.base
+
     # -- conditions ----------------------------------------------------------------------
-    def condition(self, cond: Any, path: str) -> ibis.BooleanValue:
-        """A condition as a boolean over `self.base` (never NULL)."""
+    def condition(self, cond: Any, path: str, base: ibis.Table) -> ibis.BooleanValue:
+        """A condition as a boolean over `base` (never NULL)."""
         match cond:
             case AllOf(all=items):
-                parts = [self.condition(c, f"{path}.all[{i}]") for i, c in enumerate(items)]
+                parts = [self.condition(c, f"{path}.all[{i}]", base) for i, c in enumerate(items)]
                 return _fold(parts, operator.and_)
             case AnyOf(any=items):
-                parts = [self.condition(c, f"{path}.any[{i}]") for i, c in enumerate(items)]
+                parts = [self.condition(c, f"{path}.any[{i}]", base) for i, c in enumerate(items)]
                 return _fold(parts, operator.or_)
             case NotOf(not_=inner):
-                return ~self.condition(inner, f"{path}.not")
+                return ~self.condition(inner, f"{path}.not", base)
             case InSegment(segment=name):
-                return self.base.CustomerId.isin(self.members_of(name, f"{path}.segment"))
+                return base.CustomerId.isin(self.members_of(name, f"{path}.segment"))
             case ActivityCondition():
-                return self._activity(cond, path)
+                return self._activity(cond, path, base)
             case _:
                 node = expr.parse(cond, path=path)
-                expr.check_condition(node, self.fields, path=path)
-                value = expr.build(node, self.base, now=self.now)
+                expr.check_condition(node, self.fields, path=path, text=_text(cond))
+                value = expr.build(node, base, now=self.now)
                 return ibis.coalesce(value, False)
 
     def members_of(self, name: str, path: str) -> ibis.Value:
@@ -106,12 +124,12 @@ class SegmentBuilder:
             )
         return self.members[name].CustomerId
 
-    def _activity(self, cond: ActivityCondition, path: str) -> ibis.BooleanValue:
+    def _activity(self, cond: ActivityCondition, path: str, base: ibis.Table) -> ibis.BooleanValue:
         rows = self.sources.activity(cond.activity, f"{path}.activity")
         where = None
         if cond.where is not None:
             where = expr.parse(cond.where, path=f"{path}.where")
-            expr.check_condition(where, rows.fields, path=f"{path}.where")
+            expr.check_condition(where, rows.fields, path=f"{path}.where", text=_text(cond.where))
         table, _resolve = rows.filtered(set(), where, cond.within, self.now)
         match = re.match(r"^\s*(>=|<=|>|<|=|!=)\s*(\d+)\s*$", cond.count)
         assert match  # the model's pattern guarantees it
@@ -120,24 +138,42 @@ class SegmentBuilder:
         if compare(0, n):
             # Customers without rows qualify: exclude those whose count fails instead.
             failing = counts.filter(~compare(counts._n, n))
-            return ~self.base.CustomerId.isin(failing.CustomerId)
-        return self.base.CustomerId.isin(counts.filter(compare(counts._n, n)).CustomerId)
+            return ~base.CustomerId.isin(failing.CustomerId)
+        return base.CustomerId.isin(counts.filter(compare(counts._n, n)).CustomerId)
 
     # -- segments ------------------------------------------------------------------------
-    def rule_set(self, segment: Segment, path: str) -> ibis.BooleanValue:
-        rules = [self.condition(r, f"{path}.rules[{i}]") for i, r in enumerate(segment.rules)]
-        if segment.combine == "intersect":
-            return _fold(rules, operator.and_)
-        if segment.combine == "except":
-            return rules[0] & ~_fold(rules[1:], operator.or_)
-        return _fold(rules, operator.or_)
-
     def members_table(self, segment: Segment, path: str) -> ibis.Table:
-        return self.base.filter(self.rule_set(segment, path)).select("CustomerId")
+        base = self._base_for(segment.rules, f"{path}.rules")
+        rules = [self.condition(r, f"{path}.rules[{i}]", base) for i, r in enumerate(segment.rules)]
+        if segment.combine == "intersect":
+            keep = _fold(rules, operator.and_)
+        elif segment.combine == "except":
+            keep = rules[0] & ~_fold(rules[1:], operator.or_)
+        else:
+            keep = _fold(rules, operator.or_)
+        return base.filter(keep).select("CustomerId")
 
     def quick(self, condition: Any) -> ibis.Table:
-        """Customers (base rows) that meet one condition: a segment that is not saved."""
-        return self.base.filter(self.condition(condition, "condition"))
+        """Customers (with all their fields) that meet one condition: a segment not saved."""
+        base = self.base
+        return base.filter(self.condition(condition, "condition", base))
+
+
+def _text(source: Any) -> str | None:
+    return source if isinstance(source, str) else None
+
+
+def _field_names(cond: Any, path: str) -> set[str]:
+    """Profile and attribute names a condition reads (not those inside activity conditions)."""
+    match cond:
+        case AllOf(all=items) | AnyOf(any=items):
+            return set().union(*(_field_names(c, path) for c in items))
+        case NotOf(not_=inner):
+            return _field_names(inner, path)
+        case InSegment() | ActivityCondition():
+            return set()
+        case _:
+            return expr.field_names(expr.parse(cond, path=path))
 
 
 def segment_order(segments: list[Segment]) -> list[int]:

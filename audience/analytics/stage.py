@@ -22,7 +22,6 @@ from audience.analytics.measures import MeasureBuilder, RowSources, customer_mea
 from audience.analytics.paths import AnalyticsError, SourceTables
 from audience.analytics.segments import (
     SegmentBuilder,
-    customer_base,
     membership_table,
     segment_order,
 )
@@ -140,8 +139,8 @@ def segments_stage(ctx: Context, result: StageResult) -> None:
     if not _needs_unify(ctx, result, "segments"):
         return
     out = RunTables(ctx.engine, project, ctx.run)
-    base = customer_base(out.read("CustomerProfile"), out.read("CustomerAttributes"))
-    builder = SegmentBuilder(out.row_sources(), base, ctx.as_of)
+    profile = out.read("CustomerProfile")
+    builder = SegmentBuilder(out.row_sources(), profile, out.read("CustomerAttributes"), ctx.as_of)
     parts = []
     sizes: dict[str, int] = {}
     for i in segment_order(project.segments):
@@ -149,7 +148,7 @@ def segments_stage(ctx: Context, result: StageResult) -> None:
         stored = static_path(project, segment.name)
         if segment.kind == "static" and stored.exists():
             kept = ctx.engine.read(stored)
-            members = kept.filter(kept.CustomerId.isin(base.CustomerId)).select("CustomerId")
+            members = kept.filter(kept.CustomerId.isin(profile.CustomerId)).select("CustomerId")
             result.detail.setdefault("static_reused", []).append(segment.name)
         else:
             members = builder.members_table(segment, f"segments[{i}]")
@@ -213,8 +212,9 @@ def open_segments(project: Project, engine: Engine, run: Run, as_of: datetime) -
     """A segment builder over a finished run, with its segments' members (for quick segments,
     overlap and refreshing static segments)."""
     out = run_tables(project, engine, run)
-    base = customer_base(out.read("CustomerProfile"), out.read("CustomerAttributes"))
-    builder = SegmentBuilder(out.row_sources(), base, as_of)
+    builder = SegmentBuilder(
+        out.row_sources(), out.read("CustomerProfile"), out.read("CustomerAttributes"), as_of
+    )
     if out.has("SegmentMembers"):
         long = out.read("SegmentMembers")
         for segment in project.segments:

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from audience.analytics.measures import MeasureBuilder, RowSources
 from audience.analytics.paths import SourceTables
-from audience.analytics.segments import SegmentBuilder, customer_base
+from audience.analytics.segments import SegmentBuilder
 from audience.analytics.templates import TEMPLATES
 from audience.engine import Engine
 from audience.project import Project, parse_project
@@ -123,8 +123,8 @@ def segment(project: Project, data: Path, attributes: Path, out: Path) -> dict[s
     with Engine.connect(project) as engine:
         t0 = time.perf_counter()
         sources = _row_sources(project, engine, data)
-        base = customer_base(engine.read(data / "profile.parquet"), engine.read(attributes))
-        members = SegmentBuilder(sources, base, AS_OF).members_table(
+        profile = engine.read(data / "profile.parquet")
+        members = SegmentBuilder(sources, profile, engine.read(attributes), AS_OF).members_table(
             project.segments[0], "segments[0]"
         )
         t1 = time.perf_counter()
@@ -141,9 +141,8 @@ def generated_sql(project: Project, data: Path, attributes: Path | None) -> dict
             "templates": ibis.to_sql(MeasureBuilder(sources, profile, AS_OF).compute().attributes)
         }
         if attributes is not None:
-            base = customer_base(profile, engine.read(attributes))
-            members = SegmentBuilder(sources, base, AS_OF).members_table(
-                project.segments[0], "segments[0]"
-            )
+            members = SegmentBuilder(
+                sources, profile, engine.read(attributes), AS_OF
+            ).members_table(project.segments[0], "segments[0]")
             out["segment"] = ibis.to_sql(members)
         return out

@@ -71,6 +71,41 @@ def test_demo_runs_on_duckdb(demo_project):
     assert detail["loyalty_members"]["columns"]["birthday"] == "DATE"
 
 
+def test_demo_publishes_activities_measures_and_segments(demo_project):
+    from audience.analytics.templates import TEMPLATES
+
+    run = run_pipeline(demo_project, engine_kind="duckdb")
+    stages = run.results["stages"]
+    activities = stages["activities"]["detail"]
+    assert {a["type"] for a in activities.values()} == {
+        "SalesOrder", "SalesOrderLine", "WebVisit", "Feedback", "Subscription", "Loyalty"
+    }  # fmt: skip
+    assert all(a["resolved"] > 0 for a in activities.values())
+    # only anonymous web visits (no account) lack a customer
+    assert activities["visits"]["unresolved"] > 0 and activities["orders"]["unresolved"] == 0
+    used = {m.template for m in demo_project.measures if m.template}
+    assert used == set(TEMPLATES)
+    own = [m for m in demo_project.measures if not m.template]
+    assert len(own) >= 5 and len(demo_project.segments) >= 5
+    columns = duckdb.sql(
+        f"SELECT * FROM read_parquet('{run.table_path('CustomerAttributes')}')"
+    ).columns
+    assert columns == ["CustomerId", *[m.name for m in demo_project.measures
+                                       if m.kind == "customer_attribute"]]  # fmt: skip
+    sizes = stages["segments"]["detail"]["sizes"]
+    assert set(sizes) == {s.name for s in demo_project.segments}
+    assert sum(size > 0 for size in sizes.values()) >= 5
+    spend = duckdb.sql(
+        f"SELECT sum(total_transaction_value) FROM read_parquet("
+        f"'{run.table_path('CustomerAttributes')}')"
+    ).fetchone()[0]
+    orders = duckdb.sql(
+        f"SELECT sum(total_amount) FROM read_parquet('{run.table_path('shop_events_orders')}') "
+        "WHERE status != 'cancelled'"
+    ).fetchone()[0]
+    assert spend == pytest.approx(orders)  # every order reached exactly one customer
+
+
 @pytest.mark.spark
 def test_spark_gives_the_same_tables_as_duckdb(demo_project):
     duck = run_pipeline(demo_project, engine_kind="duckdb")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import ibis
-import ibis.expr.datatypes as dt
 
 from audience import expr, jsontext
 from audience.analytics.config import Activity
@@ -113,7 +112,12 @@ def build_activity(
         parts[f"fields.{name}"] = expr.parse(source, path=f"{where}.fields.{name}")
     condition = expr.parse(act.where, path=f"{where}.where") if act.where is not None else None
 
-    types = {p: expr.check(node, scope.fields, path=f"{where}.{p}") for p, node in parts.items()}
+    sources = {"timestamp": act.timestamp, "title": act.title, "description": act.description}
+    sources |= {"url": act.url} | {f"fields.{k}": v for k, v in act.fields.items()}
+    types = {
+        p: expr.check(node, scope.fields, path=f"{where}.{p}", text=_text(sources[p]))
+        for p, node in parts.items()
+    }
     if not (
         types["timestamp"].is_timestamp()
         or types["timestamp"].is_date()
@@ -124,7 +128,7 @@ def build_activity(
             f"'{expr.to_text(parts['timestamp'])}'"
         )
     if condition is not None:
-        expr.check_condition(condition, scope.fields, path=f"{where}.where")
+        expr.check_condition(condition, scope.fields, path=f"{where}.where", text=_text(act.where))
 
     names = set().union(*(expr.field_names(n) for n in parts.values()))
     if condition is not None:
@@ -181,6 +185,5 @@ def build_activity(
     return BuiltActivity(act, resolved.mutate(_reason=reason))
 
 
-def activity_fields(built: BuiltActivity) -> dict[str, dt.DataType]:
-    """Names an expression over this activity's rows may use, with their types."""
-    return dict(built.data().schema().items())
+def _text(source: object) -> str | None:
+    return source if isinstance(source, str) else None

@@ -53,6 +53,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def _parses(value: Any) -> Any:
+    """Reject an expression that does not parse when the file loads, not mid-run."""
+    if value is None:
+        return value
+    from audience import expr
+
+    try:
+        expr.parse(value, path="")
+    except expr.ExprError as e:
+        raise ValueError(str(e).removeprefix(": ").removeprefix(".")) from None
+    return value
+
+
 class Relationship(Strict):
     """A many-to-one (or one-to-one) link: each row of `table` points at one row of `to`."""
 
@@ -98,6 +111,8 @@ class Activity(Strict):
     where: Expression | None = Field(None, description="Only rows for which this is true.")
     show_in_timeline: bool = True
 
+    _expressions = field_validator("timestamp", "title", "description", "url", "where")(_parses)
+
     @field_validator("fields")
     @classmethod
     def _field_names(cls, value: dict[str, Expression]) -> dict[str, Expression]:
@@ -106,6 +121,11 @@ class Activity(Strict):
         bad = [k for k in value if not re.match(IDENTIFIER, k)]
         if bad:
             raise ValueError(f"field names must be identifiers (letters, digits, _): {bad}")
+        for name, source in value.items():
+            try:
+                _parses(source)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
         return value
 
 
@@ -176,6 +196,8 @@ class Measure(Strict):
         None, description="Value for customers with no rows (null replacement)."
     )
 
+    _expressions = field_validator("of", "by", "where", "expression")(_parses)
+
     @model_validator(mode="after")
     def _one_way(self) -> Measure:
         ways = [
@@ -216,6 +238,10 @@ class Measure(Strict):
         for i, dim in enumerate(self.dimensions):
             if isinstance(dim, dict) and len(dim) != 1:
                 raise ValueError(f"dimensions[{i}]: give one name: expression pair, got {dim}")
+            try:
+                _parses(next(iter(dim.values())) if isinstance(dim, dict) else dim)
+            except ValueError as e:
+                raise ValueError(f"dimensions[{i}]: {e}") from None
         return self
 
 
@@ -249,6 +275,8 @@ class ActivityCondition(Strict):
         pattern=r"^\s*(>=|<=|>|<|=|!=)\s*\d+\s*$",
         description="How many matching activities: '>= 1' (default), '> 3', '= 0'.",
     )
+
+    _where = field_validator("where")(_parses)
 
 
 def _condition_tag(value: Any) -> str:
@@ -300,3 +328,24 @@ class Segment(Strict):
         if self.combine == "except" and len(self.rules) < 2:
             raise ValueError("combine: except needs at least two rules (first minus the others)")
         return self
+
+    @field_validator("rules")
+    @classmethod
+    def _expressions_parse(cls, rules: list[Any]) -> list[Any]:
+        def walk(cond: Any, path: str) -> None:
+            match cond:
+                case AllOf(all=items) | AnyOf(any=items):
+                    key = "all" if isinstance(cond, AllOf) else "any"
+                    for i, c in enumerate(items):
+                        walk(c, f"{path}.{key}[{i}]")
+                case NotOf(not_=inner):
+                    walk(inner, f"{path}.not")
+                case str() | dict():
+                    try:
+                        _parses(cond)
+                    except ValueError as e:
+                        raise ValueError(f"{path}: {e}") from None
+
+        for i, rule in enumerate(rules):
+            walk(rule, f"[{i}]")
+        return rules

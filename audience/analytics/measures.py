@@ -240,6 +240,11 @@ class MeasureBuilder:
                     f"{template.activity_type} activities; add it under the activity's fields "
                     f"(fields: {{{template.field}: <column>}})"
                 )
+            if template.field and not rows.fields[template.field].is_numeric():
+                raise AnalyticsError(
+                    f"{path}.template: {m.template} needs numbers in '{template.field}'; it is "
+                    f"{rows.fields[template.field]}"
+                )
         elif m.activity:
             rows = self.sources.activity(m.activity, f"{path}.activity")
         else:
@@ -251,11 +256,18 @@ class MeasureBuilder:
                 return None
             node = expr.parse(source, path=f"{path}.{what}")
             if condition:
-                expr.check_condition(node, fields, path=f"{path}.{what}")
+                expr.check_condition(node, fields, path=f"{path}.{what}", text=_text(source))
             else:
-                expr.check(node, fields, path=f"{path}.{what}")
+                expr.check(node, fields, path=f"{path}.{what}", text=_text(source))
             return node
 
+        of = parse(m.of, "of")
+        if of is not None and m.function in ("sum", "average"):
+            dtype = expr.check(of, fields)
+            if not dtype.is_numeric():
+                raise AnalyticsError(
+                    f"{path}: {m.function} needs numbers; '{expr.to_text(of)}' is {dtype}"
+                )
         dims = []
         for i, dim in enumerate(m.dimensions):
             name, source = next(iter(dim.items())) if isinstance(dim, dict) else (dim, dim)
@@ -265,7 +277,7 @@ class MeasureBuilder:
             m,
             rows,
             parse(m.where, "where", condition=True),
-            parse(m.of, "of"),
+            of,
             parse(m.by, "by"),
             dims,
         )
@@ -343,7 +355,9 @@ class MeasureBuilder:
             for i in ready:
                 m = pending.pop(i)
                 fields = dict(wide.schema().items())
-                expr.check(parsed[i], fields, path=f"measures[{i}].expression")
+                expr.check(
+                    parsed[i], fields, path=f"measures[{i}].expression", text=_text(m.expression)
+                )
                 value = expr.build(parsed[i], wide, now=self.now)
                 if m.default is not None:
                     value = ibis.coalesce(value, ibis.literal(m.default).cast(value.type()))
@@ -367,6 +381,10 @@ class MeasureBuilder:
                 **{item.measure.name: ibis.coalesce(column, ibis.literal(item.measure.default))}
             )
         return grouped
+
+
+def _text(source: object) -> str | None:
+    return source if isinstance(source, str) else None
 
 
 def customer_measure_table(attributes: ibis.Table) -> ibis.Table:

@@ -161,7 +161,31 @@ STAGES: list[Stage] = [
         needs=("measures",),
         steps=lambda ctx: len(ctx.project.segments),
     ),
+    Stage(
+        "outputs",
+        lambda ctx, result: _outputs(ctx, result),
+        needs=("segments",),
+        steps=lambda ctx: 1,
+    ),
+    Stage(
+        "exports",
+        lambda ctx, result: _exports(ctx, result),
+        needs=("outputs",),
+        steps=lambda ctx: sum(e.when == "run" for e in ctx.project.exports),
+    ),
 ]
+
+
+def _outputs(ctx: Context, result: StageResult) -> None:
+    from audience.outputs import outputs_stage
+
+    outputs_stage(ctx, result)
+
+
+def _exports(ctx: Context, result: StageResult) -> None:
+    from audience.export import exports_stage
+
+    exports_stage(ctx, result)
 
 
 def stage_order(stages: list[Stage]) -> list[Stage]:

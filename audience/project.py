@@ -27,6 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from audience.analytics.config import Activity, Measure, Relationship, Segment
+from audience.export.config import Export
 from audience.unify.config import UnifyConfig
 
 PROJECT_FILE = "audience.yaml"
@@ -210,6 +211,9 @@ class Project(Strict):
     )
     measures: list[Measure] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
+    exports: list[Export] = Field(
+        default_factory=list, description="Where results go: lake, sql, link, segment."
+    )
     as_of: datetime | None = Field(
         None,
         description="Reference time (UTC) for time windows such as 'last 30 days'; "
@@ -231,6 +235,7 @@ class Project(Strict):
             if dupes:
                 raise ValueError(f"sources[{i}].tables: table names used twice: {sorted(dupes)}")
         self._check_analytics()
+        self._check_exports()
         if self.unify:
             labels = [r.label for r in self.table_refs()]
             for i, table in enumerate(self.unify.tables):
@@ -250,7 +255,7 @@ class Project(Strict):
                 known = ", ".join(labels)
                 raise ValueError(f"{path}: no source table '{label}'; tables are {known}")
 
-        for what in ("activities", "measures", "segments"):
+        for what in ("activities", "measures", "segments", "exports"):
             names = [item.name for item in getattr(self, what)]
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -280,6 +285,28 @@ class Project(Strict):
                 )
             if measure.table:
                 table(f"measures[{i}].table", measure.table)
+
+    def _check_exports(self) -> None:
+        unified = [t.table for t in self.unify.tables] if self.unify else []
+        segments = [s.name for s in self.segments]
+        for i, export in enumerate(self.exports):
+            if export.kind == "link":
+                if export.table not in unified:
+                    raise ValueError(
+                        f"exports[{i}].table: '{export.table}' is not a unified table; "
+                        f"unify.tables are {', '.join(unified) or 'none'}"
+                    )
+                source = self.table_ref(export.table).source
+                if source.kind != "sql":
+                    raise ValueError(
+                        f"exports[{i}].table: '{export.table}' is read from {source.kind}, "
+                        "not a SQL database: there is nowhere to write links back"
+                    )
+            if export.kind == "segment" and export.segment not in segments:
+                raise ValueError(
+                    f"exports[{i}].segment: no segment '{export.segment}'; segments are "
+                    f"{', '.join(segments) or 'none'}"
+                )
 
     def table_refs(self) -> list[TableRef]:
         """Every source table, in project order."""

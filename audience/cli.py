@@ -466,5 +466,5 @@ if __name__ == "__main__":
     app()
 
 
-# The measures and segments sub-commands live in their own module; importing it registers them.
-from audience import cli_analytics  # noqa: E402, F401
+# More commands live in their own modules; importing them registers them.
+from audience import cli_analytics, cli_outputs  # noqa: E402, F401

@@ -69,6 +69,10 @@ def conformance_problems(table: str, schema: pa.Schema) -> list[str]:
 
 
 def outputs_stage(ctx: Context, result: StageResult) -> None:
+    if "CustomerProfile" not in ctx.run.tables:
+        result.status = "skipped"
+        result.detail["reason"] = "no customers to publish (no unify: section)"
+        return
     # Until predictions and enrichments land, their tables exist, empty, with the seed's shape.
     for name in ("Enrichment", "Prediction"):
         if name not in ctx.run.tables:

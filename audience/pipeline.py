@@ -247,6 +247,8 @@ def run_pipeline(
             run.record_stage(result)
             reporter.stage_finished(result)
         run.finish(publish)
+        if publish:
+            _build_warehouse(project, run)
         return run
     except BaseException as e:  # KeyboardInterrupt too: never leave a run marked running
         if run.results.get("status") == "running":
@@ -255,6 +257,18 @@ def run_pipeline(
     finally:
         if own_engine:
             engine.close()
+
+
+def _build_warehouse(project: Project, run: Run) -> None:
+    """Views for BI tools over the run just published; a failure here is recorded, but the
+    run stays published (its tables are complete)."""
+    from audience.warehouse import build_warehouse
+
+    try:
+        build_warehouse(project.workspace_path, run)
+    except Exception as e:  # a BI tool holding a lock, a full disk: the run is still good
+        run.results.setdefault("warnings", []).append(f"warehouse.duckdb not rebuilt: {e}")
+        run.save()
 
 
 def _describe(error: BaseException) -> str:

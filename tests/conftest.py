@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from audience.project import Project, load_project, parse_project
 def make_project(root: Path, sources: list[dict[str, Any]], **settings: Any) -> Project:
     """A project rooted at `root` (its workspace inside it) from plain data."""
     data = {"name": "test", "sources": sources, **settings}
+    # Also on disk (JSON is YAML), so CLI commands can be pointed at the project.
+    (root / "audience.yaml").write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
     return parse_project(data, root / "audience.yaml", root)
 
 

@@ -45,5 +45,11 @@ def exports_stage(ctx: Context, result: StageResult) -> None:
         result.detail["reason"] = "no exports with when: run"
         return
     for export in due:
-        result.detail[export.name] = run_export(ctx.project, ctx.run, export)
+        try:
+            result.detail[export.name] = run_export(ctx.project, ctx.run, export)
+        except ExportError as e:
+            # What was delivered before the failure goes into run_results.json too.
+            if getattr(e, "report", None) is not None:
+                result.detail[export.name] = e.report
+            raise
         ctx.reporter.step_done("exports", export.name)

@@ -1,6 +1,6 @@
 """The `exports:` section of the project file: where a run's results go.
 
-    - kind: lake       a folder in CDM form (manifest.cdm.json + Parquet or CSV partitions)
+    - kind: lake       a CDM folder (default.manifest.cdm.json + Parquet or CSV partitions)
     - kind: sql        tables in a SQL database (PostgreSQL, SQLite, DuckDB), replaced atomically
     - kind: link       CustomerId written back into the database a source table came from
     - kind: segment    a segment's members (full list or changes) to a file, a table or HTTP

@@ -41,6 +41,8 @@ def csv_options_sql(options: CsvOptions) -> str:
         f"encoding={sql_str(options.encoding)}",
         "nullstr=[" + ", ".join(sql_str(v) for v in options.null_values) + "]",
         "all_varchar=true",
+        # A quoted empty field ("") is an empty string, not a missing value.
+        "allow_quoted_nulls=false",
     ]
     if options.escape:
         parts.append(f"escape={sql_str(options.escape)}")

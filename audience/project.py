@@ -297,6 +297,11 @@ class Project(Strict):
                         f"unify.tables are {', '.join(unified) or 'none'}"
                     )
                 source = self.table_ref(export.table).source
+                if source.kind == "sql" and not source.url.startswith(("postgresql", "sqlite")):
+                    raise ValueError(
+                        f"exports[{i}].table: links are written to PostgreSQL and SQLite; "
+                        f"'{export.table}' is read from {source.url.split(':')[0]}"
+                    )
                 if source.kind != "sql":
                     raise ValueError(
                         f"exports[{i}].table: '{export.table}' is read from {source.kind}, "

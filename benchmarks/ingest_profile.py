@@ -148,7 +148,9 @@ def machine() -> str:
 
 def code_version() -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["git", *args], cwd=HERE.parent, capture_output=True, text=True
+        ).stdout
 
     dirty = " (+ changes to audience/)" if git("status", "--porcelain", "audience") else ""
     return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"

@@ -168,9 +168,15 @@ STAGES: list[Stage] = [
         steps=lambda ctx: 1,
     ),
     Stage(
+        "serving",
+        lambda ctx, result: _serving(ctx, result),
+        needs=("outputs",),
+        steps=lambda ctx: 1,
+    ),
+    Stage(
         "exports",
         lambda ctx, result: _exports(ctx, result),
-        needs=("outputs",),
+        needs=("serving",),
         steps=lambda ctx: sum(e.when == "run" for e in ctx.project.exports),
     ),
 ]
@@ -180,6 +186,12 @@ def _outputs(ctx: Context, result: StageResult) -> None:
     from audience.outputs import outputs_stage
 
     outputs_stage(ctx, result)
+
+
+def _serving(ctx: Context, result: StageResult) -> None:
+    from audience.serving import serving_stage
+
+    serving_stage(ctx, result)
 
 
 def _exports(ctx: Context, result: StageResult) -> None:

@@ -1,0 +1,63 @@
+"""Dependencies shared by routes: the server, and the caller's key with a role check.
+
+A request carries its API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`. No key
+or an unknown/revoked one: 401. A key whose role is below the route's: 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, HTTPException, Request
+
+from audience.api.auth import ROLES, Principal
+from audience.api.server import RunView, Server
+
+
+def get_server(request: Request) -> Server:
+    return request.app.state.server
+
+
+def get_view(server: Server = Depends(get_server)) -> RunView:
+    from audience.runs import RunError
+
+    try:
+        return server.view()
+    except RunError as e:
+        raise HTTPException(503, str(e)) from None
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def require(role: str) -> Callable[..., Principal]:
+    """A dependency that admits keys with `role` or a higher one."""
+    needed = ROLES.index(role)
+
+    def check(request: Request, server: Server = Depends(get_server)) -> Principal:
+        token = _token(request)
+        principal = server.keys.verify(token) if token else None
+        if principal is None:
+            raise HTTPException(
+                401,
+                "a valid API key is needed: 'Authorization: Bearer <key>' (create one with "
+                "'audience keys create')",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if ROLES.index(principal.role) < needed:
+            raise HTTPException(
+                403, f"this needs the {role} role; the key '{principal.name}' is {principal.role}"
+            )
+        request.state.principal = principal
+        return principal
+
+    return check
+
+
+viewer = require("viewer")
+contributor = require("contributor")
+administrator = require("administrator")

@@ -114,9 +114,13 @@ def run(project_file: ProjectOption = Path("audience.yaml"), engine: EngineOptio
         TimeElapsedColumn(),
         console=console,
     )
+    from audience.api.runner import RunInProgress, run_lock
+
     try:
-        with progress:
+        with run_lock(project.workspace_path), progress:
             result = run_pipeline(project, engine_kind=engine, reporter=_ProgressReporter(progress))
+    except RunInProgress as e:
+        _fail(str(e), "wait for it to finish; 'audience status' shows the runs")
     except USER_ERRORS as e:
         _fail("the run failed; the last good run stays current.", *str(e).splitlines())
     _print_summary(result.results)
@@ -467,4 +471,4 @@ if __name__ == "__main__":
 
 
 # More commands live in their own modules; importing them registers them.
-from audience import cli_analytics, cli_outputs  # noqa: E402, F401
+from audience import cli_analytics, cli_api, cli_outputs  # noqa: E402, F401

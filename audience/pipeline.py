@@ -144,9 +144,15 @@ STAGES: list[Stage] = [
     Stage("profile", profile_stage, needs=("ingest",)),
     Stage("unify", unify_stage, needs=("ingest",), steps=lambda ctx: 10),
     Stage(
+        "realtime",
+        lambda ctx, result: _realtime(ctx, result),
+        needs=("unify",),
+        steps=lambda ctx: 1,
+    ),
+    Stage(
         "activities",
         _analytics("activities"),
-        needs=("unify",),
+        needs=("realtime",),
         steps=lambda ctx: len(ctx.project.activities),
     ),
     Stage(
@@ -180,6 +186,12 @@ STAGES: list[Stage] = [
         steps=lambda ctx: sum(e.when == "run" for e in ctx.project.exports),
     ),
 ]
+
+
+def _realtime(ctx: Context, result: StageResult) -> None:
+    from audience.realtime import realtime_stage
+
+    realtime_stage(ctx, result)
 
 
 def _outputs(ctx: Context, result: StageResult) -> None:

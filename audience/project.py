@@ -191,6 +191,50 @@ class DuckDBOptions(Strict):
     memory_limit: str | None = Field(None, description="e.g. '8GB'.")
 
 
+class Schedule(Strict):
+    """When `audience serve` refreshes the project by itself (one run at a time)."""
+
+    cron: str = Field(
+        description="Cron expression, five fields (minute hour day month weekday) or @daily, "
+        "@hourly, ...: '0 3 * * *' is every day at 03:00."
+    )
+    timezone: str = Field(
+        "UTC", description="IANA time zone of the cron times, e.g. 'Europe/Paris'."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        value = value.strip()
+        # croniter also takes a sixth (seconds) field; a refresh every few seconds is a mistake.
+        fields = len(value.split())
+        if not (value.startswith("@") or fields == 5) or not croniter.is_valid(value):
+            raise ValueError(
+                f"not a cron expression: {value!r}; give five fields 'minute hour day month "
+                "weekday' such as '0 3 * * *', or @hourly, @daily, @weekly, @monthly"
+            )
+        try:  # valid fields can still name a day that never comes ('0 0 30 2 *')
+            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+        except (ValueError, KeyError, ArithmeticError):
+            raise ValueError(f"the cron expression {value!r} never fires") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Paris' or 'UTC'"
+            ) from None
+        return value
+
+
 class Project(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = None
@@ -199,6 +243,9 @@ class Project(Strict):
     spark: SparkOptions = Field(default_factory=SparkOptions)
     workspace: str = Field(".audience", description="Folder for runs, relative to the project.")
     keep_runs: int = Field(10, ge=1, description="Finished runs kept in the workspace.")
+    schedule: Schedule | None = Field(
+        None, description="Scheduled refresh while 'audience serve' runs (cron and time zone)."
+    )
     sources: list[Source] = Field(default_factory=list)
     unify: UnifyConfig | None = Field(
         None, description="How source tables become customers: map, dedup, match, merge."

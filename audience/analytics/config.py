@@ -111,6 +111,13 @@ class Activity(Strict):
     where: Expression | None = Field(None, description="Only rows for which this is true.")
     show_in_timeline: bool = True
 
+    @field_validator("name")
+    @classmethod
+    def _not_realtime(cls, value: str) -> str:
+        if value == "realtime":  # ActivityIds 'realtime|...' belong to activities posted live
+            raise ValueError("'realtime' is reserved for activities posted through the API")
+        return value
+
     _expressions = field_validator("timestamp", "title", "description", "url", "where")(_parses)
 
     @field_validator("fields")

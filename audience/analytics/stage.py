@@ -1,6 +1,7 @@
 """The activities, measures and segments stages of a run, and reading them back later.
 
-activities: Activity_<name>, UnifiedActivity, ActivityUnresolved
+activities: Activity_<name>, UnifiedActivity, ActivityUnresolved (UnifiedActivity and
+            ActivityUnresolved also hold the real-time activities, see audience/realtime.py)
 measures:   CustomerAttributes, CustomerMeasure, Measure_<name>
 segments:   SegmentMembers, SegmentMembership, SegmentHistory
 """
@@ -17,7 +18,12 @@ from typing import TYPE_CHECKING
 import ibis
 import pyarrow as pa
 
-from audience.analytics.activities import UNRESOLVED_SCHEMA, BuiltActivity, build_activity
+from audience.analytics.activities import (
+    UNIFIED_COLUMNS,
+    UNRESOLVED_SCHEMA,
+    BuiltActivity,
+    build_activity,
+)
 from audience.analytics.measures import MeasureBuilder, RowSources, customer_measure_table
 from audience.analytics.paths import AnalyticsError, SourceTables
 from audience.analytics.segments import (
@@ -82,7 +88,8 @@ def _needs_unify(ctx: Context, result: StageResult, what: str) -> bool:
 
 def activities_stage(ctx: Context, result: StageResult) -> None:
     project = ctx.project
-    if not project.activities:
+    realtime = "RealtimeActivity" in ctx.run.tables
+    if not project.activities and not realtime:
         result.status = "skipped"
         result.detail["reason"] = "no activities: in the project file"
         return
@@ -105,6 +112,20 @@ def activities_stage(ctx: Context, result: StageResult) -> None:
             example = built.unresolved().Reason.arbitrary().to_pyarrow().as_py()
             result.detail[act.name]["example_reason"] = example
         ctx.reporter.step_done("activities", act.name)
+    if realtime:
+        # Posted through the API and snapshot by the realtime stage, customers already mapped.
+        posted = out.read("RealtimeActivity")
+        placed = posted.filter(posted.Reason.isnull()).select(*UNIFIED_COLUMNS)
+        unified.append(placed.cast(unified[0].schema()) if unified else placed)
+        unresolved.append(
+            posted.filter(posted.Reason.notnull()).select(
+                Activity=ibis.literal("realtime"),
+                SourceEntityName="SourceEntityName",
+                SourceActivityId="SourceActivityId",
+                Reason="Reason",
+            )
+        )
+        result.detail["realtime"] = {"resolved": int(placed.count().to_pyarrow().as_py())}
     result.rows["UnifiedActivity"] = out.write("UnifiedActivity", ibis.union(*unified))
     result.rows["ActivityUnresolved"] = out.write(
         "ActivityUnresolved", ibis.union(*unresolved).cast(UNRESOLVED_SCHEMA)

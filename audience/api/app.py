@@ -6,23 +6,23 @@ uvicorn calls in each worker process) with the project file in AUDIENCE_PROJECT.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from audience.analytics.paths import AnalyticsError
+from audience.api.routes import admin, customers, lists, realtime
 from audience.api.server import Server
 from audience.expr import ExprError
 from audience.project import ProjectError
 from audience.runs import RunError
 
 API = "/api/v1"
-ROUTERS = ("customers", "lists", "realtime", "admin")
 
 
 def create_app(project_file: Path, *, schedule: bool = True) -> FastAPI:
@@ -51,8 +51,7 @@ def create_app(project_file: Path, *, schedule: bool = True) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    for name in ROUTERS:
-        module = importlib.import_module(f"audience.api.routes.{name}")
+    for module in (customers, lists, realtime, admin):
         app.include_router(module.router, prefix=API)
     _error_handlers(app)
     return app
@@ -60,6 +59,15 @@ def create_app(project_file: Path, *, schedule: bool = True) -> FastAPI:
 
 def _error_handlers(app: FastAPI) -> None:
     """Mistakes in what a caller sent are 4xx with the message our modules wrote for users."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The default handler echoes the input, which fails on NaN/Infinity (not JSON): a 500.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(ExprError)
     async def expression(request: Request, exc: ExprError) -> JSONResponse:

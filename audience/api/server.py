@@ -8,6 +8,7 @@ and swapped in with one assignment, so a request sees the old run or the new one
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -38,12 +39,14 @@ class Server:
 
         self.project_file = project_file
         self.project: Project = load_project(project_file)
+        self._project_mtime = project_file.stat().st_mtime_ns
         workspace = self.project.workspace_path
         workspace.mkdir(parents=True, exist_ok=True)
         self.keys = KeyStore(workspace / "api_keys.sqlite")
         self.audit = AuditLog(workspace / "audit.sqlite")
         self.realtime = RealtimeStore(workspace / "realtime.sqlite")
         self._view: RunView | None = None
+        self._retired: RunView | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
         self.runs: Any = None  # the RunManager, set by app.py (it needs the server)
@@ -55,7 +58,20 @@ class Server:
     def reload_project(self) -> Project:
         """Read the project file again (after a change through the API)."""
         self.project = load_project(self.project_file)
+        self._project_mtime = self.project_file.stat().st_mtime_ns
         return self.project
+
+    def _reload_if_changed(self) -> None:
+        # Another worker may have changed the project file through the API.
+        try:
+            mtime = self.project_file.stat().st_mtime_ns
+        except OSError:
+            return
+        if mtime != self._project_mtime:
+            self._project_mtime = mtime
+            # A file edited by hand and broken for now: keep serving the last good project.
+            with contextlib.suppress(Exception):
+                self.project = load_project(self.project_file)
 
     def view(self) -> RunView:
         """The current run and its serving store; raises RunError when there is none yet."""
@@ -65,6 +81,7 @@ class Server:
             return view
         with self._lock:
             self._checked = now
+            self._reload_if_changed()
             current_id = self.workspace.current_id()
             if current_id is None:
                 raise RunError("no run has finished yet: run 'audience run' or POST /api/v1/runs")
@@ -72,9 +89,20 @@ class Server:
                 from audience.serving import ServingStore
 
                 run = self.workspace.load(current_id)
-                self._view = RunView(run, ServingStore.open(run))
+                old, self._view = self._view, RunView(run, ServingStore.open(run))
+                # Requests may still read the store just replaced; close the one before it.
+                if self._retired is not None:
+                    self._retired.serving.close()
+                self._retired = old
             return self._view
 
     def close(self) -> None:
         if self.runs is not None:
             self.runs.stop()
+        for view in (self._view, self._retired):
+            if view is not None:  # LMDB allows one open environment per file and process
+                view.serving.close()
+        self._view = self._retired = None
+        close_realtime = getattr(self.realtime, "close", None)
+        if close_realtime:
+            close_realtime()

@@ -22,6 +22,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/python $(DEMO)/generate.py --out $(DEMO)/data
 	cd $(DEMO) && ../../$(BIN)/audience validate && ../../$(BIN)/audience run
+	cd $(DEMO) && ../../$(BIN)/audience users create demo --role administrator --password demo --if-missing
+	@echo "Console: http://127.0.0.1:8000/ (user demo, password demo)"
+	cd $(DEMO) && ../../$(BIN)/audience serve
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -471,4 +471,4 @@ if __name__ == "__main__":
 
 
 # More commands live in their own modules; importing them registers them.
-from audience import cli_analytics, cli_api, cli_outputs  # noqa: E402, F401
+from audience import cli_analytics, cli_api, cli_console, cli_outputs  # noqa: E402, F401

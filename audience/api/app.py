@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from audience.analytics.paths import AnalyticsError
 from audience.api.routes import admin, customers, lists, realtime
 from audience.api.server import Server
+from audience.console import install_console
 from audience.expr import ExprError
 from audience.project import ProjectError
 from audience.runs import RunError
@@ -54,6 +55,7 @@ def create_app(project_file: Path, *, schedule: bool = True) -> FastAPI:
     for module in (customers, lists, realtime, admin):
         app.include_router(module.router, prefix=API)
     _error_handlers(app)
+    install_console(app)
     return app
 
 

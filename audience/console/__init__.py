@@ -21,7 +21,9 @@ def install_console(app: FastAPI) -> None:
     """Serve the console from `app` (pages at /, static files at /static)."""
     from audience.console.access import LoginRequired, PageForbidden, login_url, templates
     from audience.console.pages import router
+    from audience.console.pages_segments import router as segments_router
 
+    app.include_router(segments_router)  # before `router`, whose placeholders it replaces
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -39,7 +39,6 @@ SEARCH_FIELDS = ("CustomerId", "FullName", "FirstName", "LastName", "Email", "Ph
 COMING = {
     "/sources": ("sources", "Data sources"),
     "/unify": ("unify", "Unify"),
-    "/segments": ("segments", "Segments"),
     "/measures": ("measures", "Measures"),
 }
 

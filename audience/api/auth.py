@@ -187,6 +187,19 @@ class KeyStore:
             ).fetchall()
         return [dict(r) for r in rows]
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before (no hashing: safe on the event loop);
+        None when it must go through `verify`."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        self._sync()
+        digest = _digest(token)
+        with self._lock:
+            principal = self._good.get(digest)
+        if principal is not None:
+            self._touch(principal.key_id, time.monotonic())
+        return principal
+
     def verify(self, token: str) -> Principal | None:
         """The key's principal if the token is a valid, unrevoked key; else None."""
         if not token or len(token) > MAX_TOKEN_LENGTH:

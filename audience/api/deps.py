@@ -9,16 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from audience.api.auth import ROLES, Principal
 from audience.api.server import RunView, Server
 
+# The dependencies are `async def`: a plain `def` dependency runs in FastAPI's thread pool,
+# and three thread hops per request halved lookup throughput (benchmarks/api_load.py).
 
-def get_server(request: Request) -> Server:
+
+async def get_server(request: Request) -> Server:
     return request.app.state.server
 
 
-def get_view(server: Server = Depends(get_server)) -> RunView:
+async def get_view(server: Server = Depends(get_server)) -> RunView:
     from audience.runs import RunError
 
     try:
@@ -38,9 +42,12 @@ def require(role: str) -> Callable[..., Principal]:
     """A dependency that admits keys with `role` or a higher one."""
     needed = ROLES.index(role)
 
-    def check(request: Request, server: Server = Depends(get_server)) -> Principal:
+    async def check(request: Request, server: Server = Depends(get_server)) -> Principal:
         token = _token(request)
-        principal = server.keys.verify(token) if token else None
+        principal = server.keys.cached(token) if token else None
+        if principal is None and token:
+            # Argon2 takes ~50 ms by design: off the event loop, once per key and process.
+            principal = await run_in_threadpool(server.keys.verify, token)
         if principal is None:
             raise HTTPException(
                 401,

@@ -94,6 +94,20 @@ def test_every_role_reads_and_a_key_is_needed(shop):
         assert client.get(API + path, params=params, headers=other).status_code == 200, path
 
 
+def test_no_route_of_the_module_answers_without_a_key(shop):
+    """The lookups check the key inside the route (not through a router dependency): any
+    route added here must too."""
+    from audience.api.routes.customers import router
+
+    c1 = shop["ids"]["C1"]
+    paths = [r.path.replace("{customer_id}", c1) for r in router.routes]
+    assert len(paths) == 3
+    for path in paths:
+        response = shop["client"].get(API + path, params={"email": "ann@x.com"})
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
 def test_revoked_key_is_refused(shop):
     server = shop["server"]
     principal, token = server.keys.create("short-lived", "viewer")

@@ -393,6 +393,13 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all processes), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def memory(pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     out = {}
@@ -508,7 +515,9 @@ async def _drive(
     load.counting = True
     cpu0, t0 = _cpu(), time.perf_counter()
     server0 = [process_cpu(p) for p in server]
+    busy0 = machine_busy()
     await asyncio.sleep(seconds)
+    busy = machine_busy() - busy0
     load.counting = False
     wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
     server_cpu = [process_cpu(p) - c for p, c in zip(server, server0, strict=True)]
@@ -526,6 +535,8 @@ async def _drive(
         "generator_cpu": cpu / wall,  # 1.0 = one core busy all the time
         "server_cpu": sum(server_cpu) / wall,
         "worker_cpu": [round(c / wall, 2) for c in server_cpu],
+        # Everything else the machine did meanwhile (other programs: a disturbed measurement).
+        "other_cpu": max(0.0, (busy - sum(server_cpu) - cpu) / wall),
     }
 
 
@@ -650,7 +661,7 @@ def measure(args: argparse.Namespace, project_file: Path) -> dict[str, Any]:
                 print(
                     f"round {r + 1} {scenario}: {got['rps']:,.0f} req/s, p99 {p99:.2f} ms, "
                     f"statuses {got['statuses']}, failed {got['failed']}, "
-                    f"CPU per worker {got['worker_cpu']}",
+                    f"CPU per worker {got['worker_cpu']}, other programs {got['other_cpu']:.2f}",
                     flush=True,
                 )
         results["memory"] = {p: memory(p) for p in workers}
@@ -691,6 +702,7 @@ def summarise(rounds: list[dict]) -> dict[str, Any]:
         "errors": errors,
         "generator_cpu": statistics.median(r["generator_cpu"] for r in rounds),
         "server_cpu": statistics.median(r["server_cpu"] for r in rounds),
+        "other_cpu": max(r["other_cpu"] for r in rounds),
     }
 
 
@@ -705,7 +717,7 @@ def report(
     hello = stats["hello"]["rps"]
     head = ["route", "req/s (median)", "vs hello", "p50 ms", "p99 ms", "max ms", "requests",
             "errors", "server CPU (cores)", "server CPU µs per request", "generator CPU (cores)",
-            "target", "met"]  # fmt: skip
+            "other programs' CPU (cores, max)", "target", "met"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     missed = []
     for scenario, what in SCENARIOS.items():
@@ -724,7 +736,8 @@ def report(
         cells = [
             what, f"{s['rps']:,.0f}", f"{ratio:.2f}x", f"{s['p50']:.2f}", f"{s['p99']:.2f}",
             f"{s['max']:.1f}", f"{s['requests']:,}", str(s["errors"]), f"{s['server_cpu']:.2f}",
-            f"{s['server_cpu'] / s['rps'] * 1e6:.0f}", f"{s['generator_cpu']:.2f}", target, met,
+            f"{s['server_cpu'] / s['rps'] * 1e6:.0f}", f"{s['generator_cpu']:.2f}",
+            f"{s['other_cpu']:.2f}", target, met,
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     null = stats["null"]
@@ -765,7 +778,9 @@ def report(
         f"- Load: one generator process (asyncio protocols on uvloop), {args.clients} keep-alive "
         f"connections with one request in flight each, {args.rounds} rounds of "
         f"{args.seconds:g} s per route (scenario order alternating), 1 s warm-up each. Server "
-        "and generator share the machine's cores. Generator ceiling: against a bare asyncio "
+        "and generator share the machine's cores; \"other programs' CPU\" is what the rest of "
+        "the machine used meanwhile (near 0 for an undisturbed measurement). Generator "
+        "ceiling: against a bare asyncio "
         f"server with a fixed answer it made {null['rps']:,.0f} req/s using "
         f"{null['generator_cpu']:.2f} cores, so at the rates below it is not the limit.",
         "",
@@ -779,10 +794,7 @@ def report(
         "The last row is a route that exists only in this benchmark: the by-CustomerId "
         "handler with deps.py's key check and run view declared as FastAPI dependencies "
         "(`Depends`), as API routes usually have them; the lookups call the same two functions "
-        "directly, and the difference to the by-id row is what resolving them costs. The max "
-        "latency of the first lookup route of the first round includes each worker's first "
-        "check of the key: every request that arrives before one check has finished runs "
-        "argon2 too (~50 ms each on this machine).",
+        "directly, and the difference to the by-id row is what resolving them costs.",
         "",
         f"Req/s of each round: {every}. Sampled answers checked (by id == by key == the "
         f"customer asked for): {results['wrong_answers']} wrong of 200. Server memory after "

@@ -130,11 +130,14 @@ def previous_table(ctx: Context, name: str) -> Path | None:
         return None
 
 
-def _analytics(name: str) -> Callable[[Context, StageResult], None]:
-    def run(ctx: Context, result: StageResult) -> None:
-        from audience.analytics import stage
+def _lazy(module: str, function: str) -> Callable[[Context, StageResult], None]:
+    """A stage function imported when the stage runs: the later stages' modules (and their
+    dependencies) are not loaded by commands that never run them."""
 
-        getattr(stage, f"{name}_stage")(ctx, result)
+    def run(ctx: Context, result: StageResult) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), function)(ctx, result)
 
     return run
 
@@ -145,71 +148,47 @@ STAGES: list[Stage] = [
     Stage("unify", unify_stage, needs=("ingest",), steps=lambda ctx: 10),
     Stage(
         "realtime",
-        lambda ctx, result: _realtime(ctx, result),
+        _lazy("audience.realtime", "realtime_stage"),
         needs=("unify",),
         steps=lambda ctx: 1,
     ),
     Stage(
         "activities",
-        _analytics("activities"),
+        _lazy("audience.analytics.stage", "activities_stage"),
         needs=("realtime",),
         steps=lambda ctx: len(ctx.project.activities),
     ),
     Stage(
         "measures",
-        _analytics("measures"),
+        _lazy("audience.analytics.stage", "measures_stage"),
         needs=("activities",),
         steps=lambda ctx: 1 + sum(m.kind != "customer_attribute" for m in ctx.project.measures),
     ),
     Stage(
         "segments",
-        _analytics("segments"),
+        _lazy("audience.analytics.stage", "segments_stage"),
         needs=("measures",),
         steps=lambda ctx: len(ctx.project.segments),
     ),
     Stage(
         "outputs",
-        lambda ctx, result: _outputs(ctx, result),
+        _lazy("audience.outputs", "outputs_stage"),
         needs=("segments",),
         steps=lambda ctx: 1,
     ),
     Stage(
         "serving",
-        lambda ctx, result: _serving(ctx, result),
+        _lazy("audience.serving", "serving_stage"),
         needs=("outputs",),
         steps=lambda ctx: 1,
     ),
     Stage(
         "exports",
-        lambda ctx, result: _exports(ctx, result),
+        _lazy("audience.export", "exports_stage"),
         needs=("serving",),
         steps=lambda ctx: sum(e.when == "run" for e in ctx.project.exports),
     ),
 ]
-
-
-def _realtime(ctx: Context, result: StageResult) -> None:
-    from audience.realtime import realtime_stage
-
-    realtime_stage(ctx, result)
-
-
-def _outputs(ctx: Context, result: StageResult) -> None:
-    from audience.outputs import outputs_stage
-
-    outputs_stage(ctx, result)
-
-
-def _serving(ctx: Context, result: StageResult) -> None:
-    from audience.serving import serving_stage
-
-    serving_stage(ctx, result)
-
-
-def _exports(ctx: Context, result: StageResult) -> None:
-    from audience.export import exports_stage
-
-    exports_stage(ctx, result)
 
 
 def stage_order(stages: list[Stage]) -> list[Stage]:

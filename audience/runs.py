@@ -28,11 +28,11 @@ class RunError(Exception):
     pass
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,7 +74,7 @@ class Run:
     @property
     def status(self) -> str:
         status = self.results.get("status", "unknown")
-        if status == "running" and not _pid_alive(int(self.results.get("pid", 0))):
+        if status == "running" and not pid_alive(int(self.results.get("pid", 0))):
             return "killed"
         return status
 
@@ -106,7 +106,7 @@ class Run:
         """Mark the run succeeded and, unless it is a dry run, make it current."""
         self.results["status"] = "succeeded"
         self.results["published"] = publish
-        self.results["finished"] = _now()
+        self.results["finished"] = utc_now()
         self.results["seconds"] = round(time.time() - self.results["started_unix"], 3)
         self.save()
         if publish:
@@ -115,7 +115,7 @@ class Run:
 
     def fail(self, error: str) -> None:
         self.results["status"] = "failed"
-        self.results["finished"] = _now()
+        self.results["finished"] = utc_now()
         self.results["seconds"] = round(time.time() - self.results["started_unix"], 3)
         self.results["error"] = error
         self.save()
@@ -141,7 +141,7 @@ class Workspace:
             "engine": engine,
             "status": "running",
             "pid": os.getpid(),
-            "started": _now(),
+            "started": utc_now(),
             "started_unix": time.time(),
             "stages": {s: StageResult(s).__dict__.copy() for s in stages},
             "tables": {},

@@ -811,17 +811,6 @@ def report(
     return "\n".join(text) + "\n", not missed
 
 
-def write_section(section: str) -> None:
-    """Replace this section of RESULTS.md (same scale) or append it; others are kept."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    heading = section.splitlines()[0]
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.M | re.S)
-    text, found = pattern.subn(lambda _: section.rstrip("\n") + "\n\n", text)
-    if not found:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -864,6 +853,8 @@ def main() -> None:
     section, met = report(args, meta, built, results, compared)
     print("\n" + section)
     if args.write_results:
+        from machine import write_section
+
         write_section(section)
         print(f"written to {RESULTS}")
     if args.keep:

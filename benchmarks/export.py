@@ -26,7 +26,6 @@ import hashlib
 import inspect
 import io
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -300,17 +299,6 @@ def report(args: argparse.Namespace, meta: dict[str, Any], runs: dict[str, list[
     ])  # fmt: skip
 
 
-def write_section(section: str) -> None:
-    """Replace this section of RESULTS.md (same scale) or append it; others are kept."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    heading = section.splitlines()[0]
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.M | re.S)
-    text, found = pattern.subn(lambda _: section.rstrip("\n") + "\n\n", text)
-    if not found:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -381,6 +369,8 @@ def main() -> None:
     section = report(args, meta, runs)
     print("\n" + section)
     if args.write_results:
+        from machine import write_section
+
         write_section(section)
         print(f"written to {RESULTS}")
 

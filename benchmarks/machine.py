@@ -20,3 +20,17 @@ def describe(extra: str = "") -> str:
         f"{model.group(1) if model else platform.processor() or 'unknown CPU'}; "
         f"Python {platform.python_version()}, DuckDB {duckdb.__version__}{extra}"
     )
+
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+
+
+def write_section(section: str) -> None:
+    """Replace the RESULTS.md section with this heading (its first line), or append it."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    heading = section.splitlines()[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.M | re.S)
+    text, found = pattern.subn(lambda _: section.rstrip("\n") + "\n\n", text)
+    if not found:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text.rstrip("\n") + "\n")

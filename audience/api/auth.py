@@ -28,6 +28,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from audience.runs import utc_now
+
 ROLES = ("viewer", "contributor", "administrator")  # each role can do what the ones before can
 KEYS_FILE = "api_keys.sqlite"
 AUDIT_FILE = "audit.sqlite"
@@ -50,10 +52,6 @@ class Principal:
     key_id: str
     name: str
     role: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _digest(token: str) -> bytes:
@@ -149,7 +147,7 @@ class KeyStore:
         with self._db.transaction() as con:
             con.execute(
                 "INSERT INTO keys (id, name, role, hash, created) VALUES (?, ?, ?, ?, ?)",
-                (key_id, name, role, self._hasher.hash(secret), _now()),
+                (key_id, name, role, self._hasher.hash(secret), utc_now()),
             )
         return Principal(key_id, name, role), f"{TOKEN_PREFIX}_{key_id}_{secret}"
 
@@ -162,7 +160,7 @@ class KeyStore:
                 raise KeyError(key_id)
             if row["revoked"] is not None:
                 return False
-            con.execute("UPDATE keys SET revoked = ? WHERE id = ?", (_now(), key_id))
+            con.execute("UPDATE keys SET revoked = ? WHERE id = ?", (utc_now(), key_id))
             con.execute("UPDATE meta SET value = value + 1 WHERE name = 'generation'")
         with self._lock:
             self._revocations += 1
@@ -289,7 +287,7 @@ class KeyStore:
         self._touched[key_id] = now
         try:
             with self._db.connect() as con:
-                con.execute("UPDATE keys SET last_used = ? WHERE id = ?", (_now(), key_id))
+                con.execute("UPDATE keys SET last_used = ? WHERE id = ?", (utc_now(), key_id))
         except sqlite3.OperationalError:
             pass  # busy: the next use will record it
 

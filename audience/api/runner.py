@@ -30,7 +30,7 @@ from croniter import croniter
 
 from audience import pipeline
 from audience.project import Project, ProjectError, Schedule, load_project
-from audience.runs import Workspace
+from audience.runs import Workspace, pid_alive, utc_now
 
 if TYPE_CHECKING:
     from audience.api.auth import Principal
@@ -52,20 +52,6 @@ class RunInProgress(Exception):
         started = holder.get("started") or "an unknown time"
         by = holder.get("by") or "someone"
         super().__init__(f"a run is in progress (started at {started}, by {by})")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _FileLock:
@@ -105,7 +91,7 @@ class _FileLock:
             holder = json.loads(text) if text.strip() else None
         except (FileNotFoundError, ValueError):
             return None
-        if not isinstance(holder, dict) or not _pid_alive(int(holder.get("pid", 0))):
+        if not isinstance(holder, dict) or not pid_alive(int(holder.get("pid", 0))):
             return None
         return holder
 
@@ -115,7 +101,7 @@ def run_lock(workspace: Path, by: str = "the command line") -> Iterator[None]:
     """Hold the workspace's run lock for a run started elsewhere than the API; raises
     RunInProgress when a run is already going."""
     lock = _FileLock(workspace / RUN_LOCK)
-    if not lock.acquire({"started": _now(), "by": by, "trigger": "cli"}):
+    if not lock.acquire({"started": utc_now(), "by": by, "trigger": "cli"}):
         raise RunInProgress(lock.holder() or {})
     try:
         yield
@@ -195,7 +181,7 @@ class RunManager:
             outcome = {"status": "failed", "run_id": found.id if found else None, "error": str(e)}
         finally:
             with self._lock:
-                self._last = {**(self._current or {}), **outcome, "finished": _now()}
+                self._last = {**(self._current or {}), **outcome, "finished": utc_now()}
                 self._current = None
                 lock, self._run_lock = self._run_lock, None
             if lock is not None:
@@ -257,7 +243,7 @@ class RunManager:
         if self._scheduler is not None:
             return True
         lock = _FileLock(self.workspace / SCHEDULER_LOCK)
-        if not lock.acquire({"started": _now()}):
+        if not lock.acquire({"started": utc_now()}):
             log.info("another process runs the schedule")
             return False
         self._scheduler_lock = lock

@@ -24,7 +24,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from audience.api.auth import ROLES, Principal, _Database, _now
+from audience.api.auth import ROLES, Principal, _Database
+from audience.runs import utc_now
 
 SECRET_FILE = "console_secret"
 SESSION_COOKIE = "audience_session"
@@ -63,7 +64,7 @@ class UserStore:
             with self._db.transaction() as con:
                 con.execute(
                     "INSERT INTO users (name, role, hash, created) VALUES (?, ?, ?, ?)",
-                    (name, role, self._hasher.hash(password), _now()),
+                    (name, role, self._hasher.hash(password), utc_now()),
                 )
         except sqlite3.IntegrityError:
             raise ValueError(f"a user '{name}' exists already") from None

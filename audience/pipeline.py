@@ -165,9 +165,21 @@ STAGES: list[Stage] = [
         steps=lambda ctx: 1 + sum(m.kind != "customer_attribute" for m in ctx.project.measures),
     ),
     Stage(
+        "enrichment",
+        _lazy("audience.enrich.stage", "enrichment_stage"),
+        needs=("activities",),
+        steps=lambda ctx: len(ctx.project.enrichments),
+    ),
+    Stage(
+        "predictions",
+        _lazy("audience.predict.stage", "predictions_stage"),
+        needs=("activities",),
+        steps=lambda ctx: len(ctx.project.predictions),
+    ),
+    Stage(
         "segments",
         _lazy("audience.analytics.stage", "segments_stage"),
-        needs=("measures",),
+        needs=("measures", "enrichment", "predictions"),
         steps=lambda ctx: len(ctx.project.segments),
     ),
     Stage(

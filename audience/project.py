@@ -27,7 +27,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from audience.analytics.config import Activity, Measure, Relationship, Segment
+from audience.enrich.config import Enrichment
 from audience.export.config import Export
+from audience.predict.config import Prediction
 from audience.unify.config import UnifyConfig
 
 PROJECT_FILE = "audience.yaml"
@@ -258,6 +260,16 @@ class Project(Strict):
     )
     measures: list[Measure] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
+    predictions: list[Prediction] = Field(
+        default_factory=list,
+        description="Models trained and scored in each run: churn, lifetime value, "
+        "recommendations, sentiment.",
+    )
+    enrichments: list[Enrichment] = Field(
+        default_factory=list,
+        description="Extra facts per customer: standard addresses, phones, emails, affinity, "
+        "your own files.",
+    )
     exports: list[Export] = Field(
         default_factory=list, description="Where results go: lake, sql, link, segment."
     )
@@ -282,6 +294,7 @@ class Project(Strict):
             if dupes:
                 raise ValueError(f"sources[{i}].tables: table names used twice: {sorted(dupes)}")
         self._check_analytics()
+        self._check_insights()
         self._check_exports()
         if self.unify:
             labels = [r.label for r in self.table_refs()]
@@ -332,6 +345,32 @@ class Project(Strict):
                 )
             if measure.table:
                 table(f"measures[{i}].table", measure.table)
+
+    def _check_insights(self) -> None:
+        """Predictions and enrichments: unique names (they prefix profile fields) and the
+        activities and tables they read exist."""
+        names = [p.name for p in self.predictions] + [e.name for e in self.enrichments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"predictions and enrichments: names used twice: {dupes}")
+        activity_names = {a.name for a in self.activities} | {a.type for a in self.activities}
+        known = ", ".join(sorted(activity_names)) or "none"
+        items = [(f"predictions[{i}]", p) for i, p in enumerate(self.predictions)]
+        items += [(f"enrichments[{i}]", e) for i, e in enumerate(self.enrichments)]
+        for path, item in items:
+            activity = getattr(item, "activity", None)
+            if activity and activity not in activity_names:
+                raise ValueError(
+                    f"{path}.activity: no activity or activity type '{activity}'; known: {known}"
+                )
+        unified = [t.table for t in self.unify.tables] if self.unify else []
+        for i, item in enumerate(self.enrichments):
+            keyed = item.kind == "custom" and item.match_on == "source_key"
+            if keyed and item.table not in unified:
+                raise ValueError(
+                    f"enrichments[{i}].table: match_on source_key needs a unified table; "
+                    f"unify.tables are {', '.join(unified) or 'none'}"
+                )
 
     def _check_exports(self) -> None:
         unified = [t.table for t in self.unify.tables] if self.unify else []

@@ -78,6 +78,30 @@ class RunTables:
         return int(self.read(name).count().to_pyarrow().as_py())
 
 
+# Tables of one row per customer whose columns segments can use besides the profile's.
+ATTRIBUTE_TABLES = ("CustomerAttributes", "EnrichmentAttributes", "PredictionAttributes")
+
+
+def customer_attributes(out: RunTables) -> ibis.Table:
+    """Measures, enrichment and prediction fields: one row per customer with measures.
+
+    Enrichments and predictions publish their own tables (a run may have none); segments see
+    them as more attributes. A customer without a row in one of them gets NULLs."""
+    attributes = out.read("CustomerAttributes")
+    for name in ATTRIBUTE_TABLES[1:]:
+        if not out.has(name):
+            continue
+        extra = out.read(name)
+        if len(extra.columns) == 1:
+            continue
+        clash = sorted(set(extra.columns) & set(attributes.columns) - {"CustomerId"})
+        if clash:
+            raise AnalyticsError(f"{name}: fields {clash} are also measures; rename one of them")
+        extra = extra.rename(_xcid="CustomerId")
+        attributes = attributes.left_join(extra, attributes.CustomerId == extra._xcid).drop("_xcid")
+    return attributes
+
+
 def _needs_unify(ctx: Context, result: StageResult, what: str) -> bool:
     if "AlternateKey" not in ctx.run.tables:
         result.status = "skipped"
@@ -161,7 +185,7 @@ def segments_stage(ctx: Context, result: StageResult) -> None:
         return
     out = RunTables(ctx.engine, project, ctx.run)
     profile = out.read("CustomerProfile")
-    builder = SegmentBuilder(out.row_sources(), profile, out.read("CustomerAttributes"), ctx.as_of)
+    builder = SegmentBuilder(out.row_sources(), profile, customer_attributes(out), ctx.as_of)
     parts = []
     sizes: dict[str, int] = {}
     for i in segment_order(project.segments):
@@ -234,7 +258,7 @@ def open_segments(project: Project, engine: Engine, run: Run, as_of: datetime) -
     overlap and refreshing static segments)."""
     out = run_tables(project, engine, run)
     builder = SegmentBuilder(
-        out.row_sources(), out.read("CustomerProfile"), out.read("CustomerAttributes"), as_of
+        out.row_sources(), out.read("CustomerProfile"), customer_attributes(out), as_of
     )
     if out.has("SegmentMembers"):
         long = out.read("SegmentMembers")

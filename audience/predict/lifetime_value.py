@@ -7,8 +7,9 @@ Two well-known models are combined, each strong where the other is weak:
 - gradient boosting (LightGBM, Huber loss) on the purchase features plus the BG/NBD
   outputs, learnt at earlier cutoffs where the following spend is known, which picks up what
   the parametric model misses.
-The published value is the mean of the two estimates (the boosted one scaled from its
-training horizon to `horizon_days`).
+The published value is a weighted mean of the two estimates (the boosted one scaled from
+its training horizon to `horizon_days`); the weight is the one that found most of the
+actual high-value customers at the held-out cutoff.
 
 Quality: at the most recent training cutoff (held out from training), the share of the
 customers who really were in the top share of spend that the model put in its own top
@@ -17,6 +18,8 @@ share, against ranking by past spend.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,14 +33,16 @@ from audience.predict.churn import NotEnoughData
 from audience.predict.features import btyd_inputs, future_purchases, history_features
 from audience.predict.quality import Quality, lifetime_value_grade
 
-FIT_SAMPLE = 100_000  # BG/NBD and Gamma-Gamma have 4 + 3 parameters: a sample fits them
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the boosted estimate in the published value
+FIT_SAMPLE = 100_000
+BTYD_COLUMNS = ["bg_purchases", "bg_alive", "bg_value"]  # BG/NBD and Gamma-Gamma have 4 + 3 parameters: a sample fits them
 
 
 @dataclass
 class BTYD:
     """BG/NBD + Gamma-Gamma fitted on one history."""
 
-    bgnbd: object
+    bgnbd: object | None  # None: the fit did not converge on this data
     gamma_gamma: object | None
     mean_spend: float
 
@@ -48,10 +53,17 @@ class BTYD:
         data = btyd_inputs(features)
         if len(data) > FIT_SAMPLE:
             data = data.sample(FIT_SAMPLE, random_state=7)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # lifetimes prints the optimiser's report when a fit does not converge
             warnings.simplefilter("ignore")
-            bgnbd = BetaGeoFitter(penalizer_coef=0.001)
-            bgnbd.fit(data.frequency, data.recency, data["T"])
+            bgnbd = None
+            for penalty in (0.001, 0.01, 0.1):  # the fit can fail to converge without one
+                try:
+                    bgnbd = BetaGeoFitter(penalizer_coef=penalty)
+                    bgnbd.fit(data.frequency, data.recency, data["T"])
+                    break
+                except Exception:
+                    bgnbd = None
             repeat = data[(data.frequency > 0) & (data.monetary_value > 0)]
             gamma_gamma = None
             for penalty in (0.0, 0.01, 0.1):  # the fit can fail to converge without one
@@ -65,6 +77,9 @@ class BTYD:
 
     def outputs(self, features: pd.DataFrame, horizon: int) -> pd.DataFrame:
         data = btyd_inputs(features)
+        out = pd.DataFrame(0.0, index=features.index, columns=BTYD_COLUMNS)
+        if self.bgnbd is None:
+            return out
         f, r, t = data.frequency, data.recency, data["T"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -78,7 +93,6 @@ class BTYD:
                 )
             else:
                 spend = pd.Series(self.mean_spend, index=data.index)
-        out = pd.DataFrame(index=features.index)
         out["bg_purchases"] = np.asarray(purchases, dtype=float)
         out["bg_alive"] = np.asarray(alive, dtype=float)
         out["bg_value"] = out.bg_purchases * np.asarray(spend, dtype=float)
@@ -89,9 +103,15 @@ def _with_btyd(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return features.join(BTYD.fit(features).outputs(features, horizon))
 
 
-def _booster(rows: int) -> lgb.LGBMRegressor:
+def _booster(target: pd.Series) -> lgb.LGBMRegressor:
+    # Huber loss: squared error for ordinary spend, linear for the few huge spenders, who
+    # would otherwise pull every tree towards them. Its delta is on the spend's own scale
+    # (LightGBM's default of 0.9 would let a tree move a prediction by cents).
+    spenders = target[target > 0]
+    delta = float(np.quantile(spenders, 0.9)) if len(spenders) else 1.0
     return lgb.LGBMRegressor(
         objective="huber",
+        alpha=max(delta, 1e-6),
         n_estimators=300,
         learning_rate=0.03,
         num_leaves=15,
@@ -103,7 +123,7 @@ def _booster(rows: int) -> lgb.LGBMRegressor:
         deterministic=True,
         # OpenMP threads spin while waiting: on a busy 2-core machine a second thread made
         # small fits 100x slower. Only large data is worth the second core.
-        n_jobs=2 if rows >= 200_000 else 1,
+        n_jobs=2 if len(target) >= 200_000 else 1,
         verbose=-1,
     )
 
@@ -154,9 +174,16 @@ def lifetime_value(
         X_eval, y_eval = X_eval.loc[held], y_eval.loc[held]
     if len(X_train) < 50:
         raise NotEnoughData(f"{len(X_train)} customers to learn from; at least 50 are needed")
-    booster = _booster(len(X_train)).fit(X_train, y_train)
-    blended = _blend(booster.predict(X_eval), X_eval.bg_value.to_numpy(), 1.0)
-    found = capture(pd.Series(blended, index=X_eval.index), y_eval, share)
+    booster = _booster(y_train).fit(X_train, y_train)
+    # The mix of the two estimates is chosen where the outcome is known (the held-out
+    # cutoff): some data suit the parametric model, some the learnt one.
+    learnt, parametric = booster.predict(X_eval), X_eval.bg_value.to_numpy()
+    found_by_weight = {
+        w: capture(pd.Series(_blend(learnt, parametric, w), index=X_eval.index), y_eval, share)
+        for w in (WEIGHTS if X_eval.bg_value.any() else (1.0,))
+    }
+    weight = max(found_by_weight, key=lambda w: (round(found_by_weight[w], 4), -abs(w - 0.5)))
+    found = found_by_weight[weight]
     baseline = capture(X_eval.spend_total, y_eval, share)
     quality = Quality(
         model=name,
@@ -167,16 +194,22 @@ def lifetime_value(
         baseline=round(baseline, 4),
         grade=lifetime_value_grade(found, baseline),
         evaluated_on=len(y_eval),
-        extra={"learning_horizon_days": learn},
+        extra={
+            "learning_horizon_days": learn,
+            "boosted_weight": weight,
+            "found_by_weight": {str(w): round(f, 4) for w, f in found_by_weight.items()},
+        },
     )
-    X_all = pd.concat([x for x, _ in examples])
-    final = _booster(len(X_all)).fit(X_all, pd.concat([y for _, y in examples]))
+    X_all, y_all = pd.concat([x for x, _ in examples]), pd.concat([y for _, y in examples])
+    final = _booster(y_all).fit(X_all, y_all)
     X_now = history_features(purchases, as_of)
     btyd = BTYD.fit(X_now)
     X_now_learn = X_now.join(btyd.outputs(X_now, learn))
     long = btyd.outputs(X_now, horizon).bg_value.to_numpy()
     model_value = np.clip(final.predict(X_now_learn), 0, None) * horizon / learn
-    value = _blend(model_value, long, 1.0)
+    if btyd.bgnbd is None:  # BG/NBD did not converge on today's history
+        weight = 1.0
+    value = _blend(model_value, long, weight)
     cut = np.quantile(value, 1 - share) if len(value) else 0.0
     scores = pd.DataFrame(
         {
@@ -190,5 +223,5 @@ def lifetime_value(
     return LifetimeValueResult(scores, quality)
 
 
-def _blend(model: np.ndarray, btyd: np.ndarray, scale: float) -> np.ndarray:
-    return (np.clip(model, 0, None) * scale + np.clip(btyd, 0, None)) / 2
+def _blend(learnt: np.ndarray, parametric: np.ndarray, weight: float) -> np.ndarray:
+    return weight * np.clip(learnt, 0, None) + (1 - weight) * np.clip(parametric, 0, None)

@@ -184,6 +184,20 @@ def _print_analytics(stages: dict) -> None:
             f"customers, {len(tables)} measure table(s)",
             highlight=False,
         )
+    predictions = stages.get("predictions", {})
+    if predictions.get("status") == "ok":
+        detail = predictions["detail"]
+        graded = [
+            f"{name} {d['grade'] or '-'}"
+            for name, d in detail.items()
+            if isinstance(d, dict) and "grade" in d
+        ]
+        console.print(
+            f"predictions: {', '.join(graded) or 'none trained'} (grades: audience predictions)",
+            highlight=False,
+        )
+        for warning in detail.get("warnings", []):
+            console.print(f"[yellow]{warning}[/]", highlight=False)
     segments = stages.get("segments", {})
     sizes = segments.get("detail", {}).get("sizes", {})
     if sizes:
@@ -471,4 +485,10 @@ if __name__ == "__main__":
 
 
 # More commands live in their own modules; importing them registers them.
-from audience import cli_analytics, cli_api, cli_console, cli_outputs  # noqa: E402, F401
+from audience import (  # noqa: E402, F401
+    cli_analytics,
+    cli_api,
+    cli_console,
+    cli_outputs,
+    cli_predict,
+)

@@ -276,3 +276,15 @@ def test_predictions_in_a_demo_run(tmp_path):
     second = run_pipeline(project)
     again = pq.read_table(second.table_path("Prediction")).to_pandas()
     assert set(again.PredictionId) == set(prediction.PredictionId)
+    # `audience predictions` shows each model's grade, and the untrained ones' reasons.
+    from typer.testing import CliRunner
+
+    from audience.cli import app
+
+    shown = CliRunner().invoke(
+        app, ["predictions", "--project", str(tmp_path / "audience.yaml")], env={"COLUMNS": "200"}
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "agreement with ratings" in shown.output
+    for name in quality.index:
+        assert name in shown.output

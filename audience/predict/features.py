@@ -63,7 +63,9 @@ def history_features(purchases: ibis.Table, cutoff: datetime) -> pd.DataFrame:
         spend_365d=within(365).ifelse(p.amount, 0.0).sum(),
     )
     frame = grouped.to_pandas().set_index("CustomerId").sort_index()
-    frame = frame.astype({c: "float64" for c in frame.columns})
+    # Engines differ in the last bits (epoch arithmetic, summation order); a tree split on
+    # such a difference would make DuckDB and Spark publish different predictions.
+    frame = frame.astype({c: "float64" for c in frame.columns}).round(6)
     out = pd.DataFrame(index=frame.index)
     out["recency_days"] = frame.last_age
     out["tenure_days"] = frame.first_age
@@ -100,7 +102,7 @@ def future_purchases(purchases: ibis.Table, start: datetime, days: int) -> pd.Da
         future_purchases=p.count(), future_spend=p.amount.sum()
     )
     frame = grouped.to_pandas().set_index("CustomerId")
-    return frame.astype("float64")
+    return frame.astype("float64").round(6)
 
 
 def time_span(purchases: ibis.Table) -> tuple[datetime, datetime] | None:

@@ -222,15 +222,29 @@ async def lookup(request: Request) -> Response:
     return Response(_customers_bytes(server, view, store.by_phone(phone)), media_type=JSON)
 
 
+# The path parameter is read from the request and documented by hand, like the lookup's
+# query parameters: FastAPI's per-request parameter handling is a measurable share of this
+# route's ~150 us of CPU.
 @router.get(
     "/customers/{customer_id}",
     response_model=Customer,
     responses=NOT_FOUND,
     summary="One customer: profile, source keys, measures, segments, enrichments, predictions",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "customer_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "The customer's CustomerId (a GUID).",
+            }
+        ]
+    },
 )
-async def get_customer(customer_id: str, request: Request) -> Response:
+async def get_customer(request: Request) -> Response:
     server, view = await _authorised(request)
-    return customer_response(server, view, customer_id)
+    return customer_response(server, view, request.path_params["customer_id"])
 
 
 def customer_response(server: Server, view: RunView, customer_id: str) -> Response:

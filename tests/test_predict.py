@@ -101,9 +101,13 @@ def test_churn_scores_lapsed_customers_high_and_explains_why():
     # A long-lapsed customer's first driver is how long ago the last purchase was.
     oldest = s[truly].score.idxmax()
     features = {d["Feature"] for d in s.loc[oldest, "drivers"]}
-    assert features & {"days since the last purchase", "purchases in the last 90 days",
-                       "days since the last purchase relative to the usual gap",
-                       "spend in the last 90 days", "purchases in the last 30 days"}
+    assert features & {
+        "days since the last purchase",
+        "purchases in the last 90 days",
+        "days since the last purchase relative to the usual gap",
+        "spend in the last 90 days",
+        "purchases in the last 30 days",
+    }
     assert all(d["Impact"] > 0 for d in s.loc[oldest, "drivers"])
 
 
@@ -235,18 +239,29 @@ def test_score_texts_once_per_distinct_text_and_keeps_missing():
 
 
 def test_predictions_in_a_demo_run(tmp_path):
-    from conftest import demo_project
-
     from audience.pipeline import run_pipeline
+    from conftest import demo_project
 
     project = demo_project(tmp_path, people=600, seed=4)
     first = run_pipeline(project)
-    tables = {n: pq.read_table(first.table_path(n)).to_pandas() for n in
-              ("Prediction", "PredictionAttributes", "PredictionQuality", "CustomerProfile",
-               "SegmentMembers")}
+    tables = {
+        n: pq.read_table(first.table_path(n)).to_pandas()
+        for n in (
+            "Prediction",
+            "PredictionAttributes",
+            "PredictionQuality",
+            "CustomerProfile",
+            "SegmentMembers",
+        )
+    }
     prediction = tables["Prediction"]
     assert list(prediction.columns) == [
-        "CustomerId", "ModelProvider", "Model", "Values", "PredictionId", "Identifier"
+        "CustomerId",
+        "ModelProvider",
+        "Model",
+        "Values",
+        "PredictionId",
+        "Identifier",
     ]
     quality = tables["PredictionQuality"].set_index("Model")
     assert list(quality.index) == ["churn", "plan_churn", "clv", "next_products", "feedback"]

@@ -34,8 +34,8 @@ from audience.predict.features import btyd_inputs, future_purchases, history_fea
 from audience.predict.quality import Quality, lifetime_value_grade
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # share of the boosted estimate in the published value
-FIT_SAMPLE = 100_000
-BTYD_COLUMNS = ["bg_purchases", "bg_alive", "bg_value"]  # BG/NBD and Gamma-Gamma have 4 + 3 parameters: a sample fits them
+FIT_SAMPLE = 100_000  # BG/NBD and Gamma-Gamma have 4 + 3 parameters: a sample fits them
+BTYD_COLUMNS = ["bg_purchases", "bg_alive", "bg_value"]
 
 
 @dataclass

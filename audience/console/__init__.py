@@ -21,9 +21,14 @@ def install_console(app: FastAPI) -> None:
     """Serve the console from `app` (pages at /, static files at /static)."""
     from audience.console.access import LoginRequired, PageForbidden, login_url, templates
     from audience.console.pages import router
+    from audience.console.pages_measures import router as measures_router
     from audience.console.pages_segments import router as segments_router
+    from audience.console.pages_sources import router as sources_router
+    from audience.console.pages_unify import router as unify_router
 
-    app.include_router(segments_router)  # before `router`, whose placeholders it replaces
+    # Before `router`, whose placeholder pages they replace.
+    for section in (sources_router, unify_router, segments_router, measures_router):
+        app.include_router(section)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -22,16 +22,21 @@ class _Enrichment(Strict):
 
 
 class AddressEnrichment(_Enrichment):
-    """Parse and standardise each profile's postal address (USPS abbreviations, one unit
-    form). The `address` normalisation of match conditions uses the same standardiser, so
-    matching sees the standard form before unify."""
+    """Parse and standardise each profile's postal address: number, street, unit, city,
+    region and postal code with USPS abbreviations ("123 North Main Street Apartment 4" ->
+    "123 N Main St Apt 4"). A street line that cannot be parsed is reported with the reason.
+    Customers without a street line are not enriched."""
 
     kind: Literal["address"]
     address: str = Field("Address", description="Profile field with the street line.")
     city: str | None = "City"
     region: str | None = Field("State", description="Profile field with the state or region.")
     postal_code: str | None = "PostalCode"
-    country: str = Field("US", description="Country of addresses without one (ISO code).")
+    country: str = Field(
+        "US",
+        description="Country of the addresses (ISO code). Street lines are parsed for US "
+        "addresses only; with another country they are reported as not parsed.",
+    )
 
 
 class PhoneEnrichment(_Enrichment):

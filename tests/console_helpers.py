@@ -43,3 +43,21 @@ def _three_source_customer(store: ServingStore) -> dict[str, Any]:
             if {"crm", "shop", "loyalty"} <= sources and complete and customer["measures"]:
                 return {"customer": customer, "email": customer["profile"]["Email"]}
     raise AssertionError("the demo has no customer with records in crm, shop and loyalty")
+
+
+def sign_in(app: Any, user: str, password: str) -> Any:
+    """A fresh test client (own cookies) signed in as `user`, sending the session's CSRF token
+    with every request as the console's htmx does."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app)
+    response = client.post(
+        "/login", data={"username": user, "password": password}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    token = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/").text)
+    assert token, "the console pages carry no CSRF token"
+    client.headers["X-CSRF-Token"] = token.group(1)
+    return client

@@ -4,7 +4,7 @@ password or an API key, redirects and roles, the home page, customer search and 
 from __future__ import annotations
 
 import pytest
-from console_helpers import PASSWORDS, demo_workspace
+from console_helpers import PASSWORDS, demo_workspace, sign_in
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -25,12 +25,7 @@ def demo(tmp_path_factory):
 def signed_in(demo, user: str = "ada") -> TestClient:
     """A fresh client (own cookies) on the app the module's client started, signed in as
     `user`."""
-    client = TestClient(demo["app"])
-    response = client.post(
-        "/login", data={"username": user, "password": PASSWORDS[user]}, follow_redirects=False
-    )
-    assert response.status_code == 303, response.text
-    return client
+    return sign_in(demo["app"], user, PASSWORDS[user])
 
 
 # -- signing in --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import re
 
 import ibis
 import pytest
-from console_helpers import PASSWORDS, demo_workspace
+from console_helpers import PASSWORDS, demo_workspace, sign_in
 from fastapi.testclient import TestClient
 
 from audience.analytics.overlap import overlap
@@ -38,13 +38,8 @@ def demo(tmp_path_factory):
 
 
 def signed_in(demo, user: str = "ada") -> TestClient:
-    client = TestClient(demo["app"])
     password = CONTRIBUTOR[1] if user == CONTRIBUTOR[0] else PASSWORDS[user]
-    response = client.post(
-        "/login", data={"username": user, "password": password}, follow_redirects=False
-    )
-    assert response.status_code == 303, response.text
-    return client
+    return sign_in(demo["app"], user, password)
 
 
 def api_total(demo, filter_text: str) -> int:
@@ -238,3 +233,23 @@ def test_overlap_numbers_equal_overlap(demo):
         assert f"<td>{d['field']} " in page.text
         assert f'<td class="num">{d["score"]:.2f}</td>' in page.text
     assert "no segment nope" in signed_in(demo, "vic").get("/segments/overlap?a=nope&b=x").text
+
+
+def test_writes_need_the_sessions_csrf_token(demo):
+    client = signed_in(demo)
+    without = TestClient(demo["app"], cookies=client.cookies)
+    refused = without.post("/segments/new/count", data={**ROWS, "combine": "and"})
+    assert refused.status_code == 403 and "reload the page" in refused.text
+    forged = without.post(
+        "/segments/new/count",
+        data={**ROWS, "combine": "and", "csrf_token": "not-the-token"},
+    )
+    assert forged.status_code == 403
+    # A plain form carries it as a field (the builder's own form does).
+    form = client.get("/segments/new").text
+    assert 'name="csrf_token"' in form
+    token = client.headers["X-CSRF-Token"]
+    accepted = without.post(
+        "/segments/new/count", data={**ROWS, "combine": "and", "csrf_token": token}
+    )
+    assert accepted.status_code == 200

@@ -49,6 +49,7 @@ def _numeric(t: ibis.Table) -> list[dict[str, Any]]:
     aggs = {}
     for i, c in enumerate(columns):
         value = t[c].cast("float64")
+        value = (value.isinf() | value.isnan()).ifelse(ibis.null("float64"), value)
         aggs[f"a{i}"] = value.mean(where=t._a)
         aggs[f"b{i}"] = value.mean(where=t._b)
         aggs[f"s{i}"] = value.std(where=either)

@@ -2,17 +2,25 @@
 
 Pages depend on `page_user` (any signed-in user) or `require_page_role(role)`. Someone not
 signed in is sent to /login (and back afterwards); a role too low gets a 403 page.
+
+Writes (any method but GET/HEAD) also need the session's CSRF token, sent by htmx as the
+X-CSRF-Token header (base.html sets it on <body>) or by a plain form as the `csrf_token`
+field (`{{ csrf_input }}` in a template). The cookie is SameSite=Lax already, which stops
+other sites' forms in current browsers; the token also covers older ones and same-site
+attackers (another app on a sibling subdomain).
 """
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 
 from audience.api.auth import KEYS_FILE, ROLES, Principal
@@ -66,6 +74,38 @@ class PageForbidden(Exception):
         self.role = role
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+def new_session(identity: dict[str, str]) -> dict[str, str]:
+    """A session's data: who, and a fresh CSRF token."""
+    return {**identity, "csrf": secrets.token_urlsafe(24)}
+
+
+def session_data(request: Request) -> dict[str, str] | None:
+    return console_state(request).sessions.load(request.cookies.get(SESSION_COOKIE))
+
+
+def csrf_token(request: Request) -> str:
+    data = session_data(request) or {}
+    return data.get("csrf", "")
+
+
+async def _check_csrf(request: Request) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    expected = csrf_token(request)
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and "form" in request.headers.get("content-type", ""):
+        sent = (await request.form()).get(CSRF_FIELD)
+    if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+        raise HTTPException(
+            403, "this form has expired or did not come from the console; reload the page"
+        )
+
+
 def session_principal(request: Request) -> Principal | None:
     """The signed-in user or key, looked up afresh (a deleted user or revoked key is out)."""
     state = console_state(request)
@@ -83,12 +123,14 @@ def session_principal(request: Request) -> Principal | None:
     return None
 
 
-def page_user(request: Request) -> Principal:
-    """A dependency: the signed-in principal, or a redirect to the login page."""
+async def page_user(request: Request) -> Principal:
+    """A dependency: the signed-in principal, or a redirect to the login page; for a write,
+    only with the session's CSRF token."""
     principal = session_principal(request)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    await _check_csrf(request)
     request.state.principal = principal
     return principal
 

@@ -13,13 +13,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from audience.api.auth import Principal
 from audience.api.routes import lists
 from audience.api.routes.customers import _customer_bytes
 from audience.api.server import RunView, Server
 from audience.console.access import (
+    CSRF_FIELD,
     console_state,
+    csrf_token,
+    new_session,
     page_user,
     require_page_role,
     safe_next,
@@ -47,9 +51,11 @@ def render(
     request: Request, name: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     user = getattr(request.state, "principal", None)
-    return templates.TemplateResponse(
-        request, name, {"user": user, **context}, status_code=status_code
-    )
+    token = csrf_token(request) if user else ""
+    # Plain forms that post put {{ csrf_input }} inside; htmx sends the header from <body>.
+    csrf_input = Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">')
+    context = {"user": user, "csrf_token": token, "csrf_input": csrf_input, **context}
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 def _view(server: Server) -> RunView | None:
@@ -78,12 +84,12 @@ def login(
     if api_key.strip():
         principal = server_of(request).keys.verify(api_key.strip())
         if principal is not None:
-            session = {"key": principal.key_id}
+            session = new_session({"key": principal.key_id})
         error = "That API key is not valid (or was revoked)."
     else:
         principal = state.users.verify(username, password) if username.strip() else None
         if principal is not None:
-            session = {"user": principal.name}
+            session = new_session({"user": principal.name})
         error = "Wrong user name or password."
     if session is None:
         context = {"next": safe_next(next), "error": error, "username": username}

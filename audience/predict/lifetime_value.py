@@ -96,7 +96,8 @@ class BTYD:
         out["bg_purchases"] = np.asarray(purchases, dtype=float)
         out["bg_alive"] = np.asarray(alive, dtype=float)
         out["bg_value"] = out.bg_purchases * np.asarray(spend, dtype=float)
-        return out.fillna(0.0)
+        # A fit on little data can put a customer at infinity: unknown, not a number.
+        return out.replace([np.inf, -np.inf], np.nan)
 
 
 def _with_btyd(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -180,7 +181,7 @@ def lifetime_value(
     learnt, parametric = booster.predict(X_eval), X_eval.bg_value.to_numpy()
     found_by_weight = {
         w: capture(pd.Series(_blend(learnt, parametric, w), index=X_eval.index), y_eval, share)
-        for w in (WEIGHTS if X_eval.bg_value.any() else (1.0,))
+        for w in (WEIGHTS if X_eval.bg_value.fillna(0).any() else (1.0,))
     }
     weight = max(found_by_weight, key=lambda w: (round(found_by_weight[w], 4), -abs(w - 0.5)))
     found = found_by_weight[weight]
@@ -224,4 +225,7 @@ def lifetime_value(
 
 
 def _blend(learnt: np.ndarray, parametric: np.ndarray, weight: float) -> np.ndarray:
-    return weight * np.clip(learnt, 0, None) + (1 - weight) * np.clip(parametric, 0, None)
+    """The weighted mean; where the parametric model has no value, the learnt one alone."""
+    learnt = np.clip(learnt, 0, None)
+    mixed = weight * learnt + (1 - weight) * np.clip(parametric, 0, None)
+    return np.where(np.isfinite(parametric), mixed, learnt)

@@ -193,6 +193,7 @@ FEEDBACK = {  # sentiment -> (subjects, texts); {product} and {order} are filled
         ],
     ),
 }
+INCOME_BANDS = ["under 35k", "35-75k", "75-150k", "over 150k"]
 SUPPORT_CHANNELS = ["email", "phone", "chat", "web_form"]
 PAGE_TYPES = {"home": 10, "category": 20, "product": 35, "search": 15, "cart": 8, "checkout": 5}
 PAGE_TYPES["account"] = 7
@@ -813,6 +814,23 @@ def write_loyalty_ledger(out: Path, members: list[dict], rng: random.Random) -> 
 # --- README -----------------------------------------------------------------------------------
 
 
+def write_household_data(out: Path, everyone: list[Person], rng: random.Random) -> int:
+    """A data provider's file keyed by e-mail (the custom enrichment of the demo): about half
+    of the people, some e-mails in other cases, and a few addresses the retailer never saw."""
+    rows: list[list[object]] = []
+    for person in everyone:
+        if rng.random() >= 0.5:
+            continue
+        email = person.email.upper() if rng.random() < 0.1 else person.email
+        size = rng.choice([1, 1, 2, 2, 2, 3, 4, 5])
+        rows.append([email, size, rng.choice(INCOME_BANDS), rng.random() < 0.6])
+    for i in range(max(1, len(rows) // 20)):
+        size = rng.choice([1, 2, 3])
+        rows.append([f"someone.else{i}@example.net", size, rng.choice(INCOME_BANDS), False])
+    header = ["email", "household_size", "income_band", "homeowner"]
+    return write_csv(out / "household_data.csv", header, rows)
+
+
 def write_readme(out: Path, counts: dict[str, int], shares: dict[str, float], seed: int) -> None:
     c = counts
     text = f"""# Maple & Finch demo data
@@ -832,6 +850,7 @@ the top of the generator.
 | support_cases.csv | service desk, FK contact_id | {c["support_cases.csv"]} | case_id |
 | subscriptions.csv | paid plans, FK member_no | {c["subscriptions.csv"]} | subscription_id |
 | loyalty_ledger.csv | points (+ earned, - redeemed), FK member_no | {c["loyalty_ledger.csv"]} | |
+| household_data.csv | household facts by e-mail | {c["household_data.csv"]} | email |
 | truth.csv | NOT a source: the true person of each record | {c["truth.csv"]} | |
 
 Columns: crm_contacts: contact_id, first_name, last_name, email, phone, street, city, state,
@@ -909,6 +928,7 @@ def generate(out_dir: Path, people: int = 2000, seed: int = 42) -> dict[str, int
         ),
         "subscriptions.csv": write_subscriptions(out, loyalty["members"], people, rng),
         "loyalty_ledger.csv": write_loyalty_ledger(out, loyalty["members"], rng),
+        "household_data.csv": write_household_data(out, everyone, rng),
         "truth.csv": len(truth),
         "crm_ragged_rows": crm["crm_ragged_rows"],
         "crm_duplicate_key_rows": crm["crm_duplicate_key_rows"],

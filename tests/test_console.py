@@ -213,3 +213,22 @@ def test_users_command_creates_a_hashed_user(demo, tmp_path):
     assert ok.status_code == 200 and "typed" in ok.text
     assert runner.invoke(app, ["users", "delete", "typed", "-p", project]).exit_code == 0
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_run_now_from_home_then_the_page_reloads_on_the_new_run(demo):
+    viewer = signed_in(demo, "vic")
+    assert 'id="run-now"' not in viewer.get("/").text
+    assert viewer.post("/runs/start").status_code == 403
+    admin = signed_in(demo)
+    assert 'id="run-now"' in admin.get("/").text
+    before = demo["app"].state.server.workspace.current_id()
+    started = admin.post("/runs/start")
+    assert started.status_code == 200
+    assert 'hx-trigger="every 2s"' in started.text or "last run" in started.text
+    server = demo["app"].state.server
+    assert server.runs.wait(300)
+    done = admin.get("/runs/progress?watching=1")
+    assert done.headers.get("HX-Refresh") == "true"
+    after = server.workspace.current_id()
+    assert after != before
+    assert after in admin.get("/").text

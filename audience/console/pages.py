@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from audience.api.auth import Principal
+from audience.api.auth import ROLES, Principal
 from audience.api.routes import lists
 from audience.api.routes.customers import _customer_bytes
 from audience.api.server import RunView, Server
@@ -198,8 +198,49 @@ def home(request: Request, user: Principal = Depends(page_user)) -> HTMLResponse
         "current": current,
         "counts": _counts(server, current),
         "warnings": run_warnings(current) if current else [],
+        "refresh": server.runs.status(),
+        "can_run": ROLES.index(user.role) >= ROLES.index("contributor"),
     }
     return render(request, "home.html", context)
+
+
+@router.post("/runs/start")
+def start_run(
+    request: Request, user: Principal = Depends(require_page_role("contributor"))
+) -> HTMLResponse:
+    """Start a run (as POST /api/v1/runs does); the fragment then polls until it is done."""
+    from audience.api.runner import RunInProgress
+    from audience.project import ProjectError
+
+    server = server_of(request)
+    error = None
+    try:
+        server.runs.trigger(user)
+        server.audit.record(user, "run.start", "runs", {"from": "console"})
+    except RunInProgress as e:
+        error = str(e)
+    except ProjectError as e:
+        error = f"the project file is not valid: {e}"
+    return _refresh_fragment(request, error)
+
+
+@router.get("/runs/progress")
+def run_progress(request: Request, user: Principal = Depends(page_user)) -> HTMLResponse:
+    """The refresh card; when the run it watched has finished, the whole page reloads."""
+    response = _refresh_fragment(request, None)
+    if request.query_params.get("watching") and not server_of(request).runs.status()["running"]:
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+def _refresh_fragment(request: Request, error: str | None) -> HTMLResponse:
+    user = request.state.principal
+    context = {
+        "refresh": server_of(request).runs.status(),
+        "can_run": ROLES.index(user.role) >= ROLES.index("contributor"),
+        "run_error": error,
+    }
+    return render(request, "_refresh.html", context)
 
 
 # -- customers ---------------------------------------------------------------------------------

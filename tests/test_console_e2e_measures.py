@@ -6,68 +6,16 @@ Screenshots go to tests/screenshots/.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
-
 import duckdb
-import pytest
-from console_helpers import PASSWORDS, demo_workspace
+from console_e2e import SHOTS, browser_fixture, needs_chromium, site_fixture
+from console_helpers import PASSWORDS
 
 from audience.console.pages_measures import value_text
 from audience.project import load_project
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).parent / "screenshots"
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    import uvicorn
-
-    from audience.api.app import create_app
-
-    data = demo_workspace(tmp_path_factory.mktemp("console_e2e_measures"))
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(data["project_file"], schedule=False),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield {**data, "url": f"http://127.0.0.1:{port}"}
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # Never let Playwright download a browser: the system's chromium is the one used.
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield browser
-        browser.close()
+pytestmark = needs_chromium
+site = site_fixture("console_e2e_measures")
+browser = browser_fixture()
 
 
 def _sign_in(browser, site, user: str):
@@ -83,7 +31,6 @@ def _sign_in(browser, site, user: str):
 def test_list_chart_builder_and_save(site, browser):
     from playwright.sync_api import expect
 
-    SHOTS.mkdir(exist_ok=True)
     page = _sign_in(browser, site, "ada")
     external: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(site["url"]) else external.append(r.url))

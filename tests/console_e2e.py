@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def site_fixture(name: str) -> Any:
+def site_fixture(name: str, prepare: Callable[[dict[str, Any]], None] | None = None) -> Any:
     """A module-scoped fixture: the demo run in its own folder and served; yields the
-    demo_workspace data plus `url` and `app`."""
+    demo_workspace data plus `url` and `app`. `prepare(data)` runs before the app starts
+    (to change the project file, say)."""
 
     @pytest.fixture(scope="module")
     def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
@@ -46,6 +47,8 @@ def site_fixture(name: str) -> Any:
         from audience.api.app import create_app
 
         data = demo_workspace(tmp_path_factory.mktemp(name))
+        if prepare is not None:
+            prepare(data)
         app = create_app(data["project_file"], schedule=False)
         port = _free_port()
         server = uvicorn.Server(

@@ -26,7 +26,7 @@ def install_console(app: FastAPI) -> None:
     from audience.console.pages_sources import router as sources_router
     from audience.console.pages_unify import router as unify_router
 
-    # Before `router`, whose placeholder pages they replace.
+    # Before `router`, whose /customers/{id}-style routes would otherwise shadow theirs.
     for section in (sources_router, unify_router, segments_router, measures_router):
         app.include_router(section)
     app.include_router(router)

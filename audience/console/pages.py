@@ -40,7 +40,6 @@ RESULTS_SHOWN = 50
 TIMELINE_PAGE = 50
 SEARCH_FIELDS = ("CustomerId", "FullName", "FirstName", "LastName", "Email", "Phone", "City")
 # Pages named in the navigation that later work fills in.
-COMING: dict[str, tuple[str, str]] = {}  # placeholder pages of sections not built yet
 
 
 def render(
@@ -414,14 +413,3 @@ def admin_users(
     server = server_of(request)
     context = {"users": console_state(request).users.list(), "keys": server.keys.list()}
     return render(request, "admin_users.html", context)
-
-
-def _coming(active: str, title: str) -> Any:
-    def page(request: Request, user: Principal = Depends(page_user)) -> HTMLResponse:
-        return render(request, "coming.html", {"active": active, "title": title})
-
-    return page
-
-
-for _path, (_active, _title) in COMING.items():
-    router.add_api_route(_path, _coming(_active, _title), methods=["GET"])

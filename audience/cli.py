@@ -388,8 +388,8 @@ def unify(
     project_file: ProjectOption = Path("audience.yaml"),
     engine: EngineOption = None,
 ) -> None:
-    """Run ingest and unify; with --dry-run, show which customers would merge, split or
-    change ID, and publish nothing."""
+    """Run the pipeline; with --dry-run, run only ingest and unify, show which customers
+    would merge, split or change ID, and publish (or export) nothing."""
     from audience.unify.explain import compare_runs
 
     project = _load(project_file)
@@ -398,7 +398,7 @@ def unify(
         return
     try:
         current = _current_tables(project)
-        result = run_pipeline(project, engine_kind=engine, publish=False)
+        result = run_pipeline(project, engine_kind=engine, publish=False, stages=("unify",))
     except USER_ERRORS as e:
         _fail(str(e))
     new_keys = result.table_path("AlternateKey")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,6 +218,22 @@ def stage_order(stages: list[Stage]) -> list[Stage]:
     return done
 
 
+def with_needs(stages: list[Stage], wanted: Collection[str]) -> list[Stage]:
+    """The stages named and every stage they need, directly or not, in the given order."""
+    by_name = {s.name: s for s in stages}
+    unknown = sorted(set(wanted) - set(by_name))
+    if unknown:
+        raise ValueError(f"no stage {', '.join(unknown)}; stages: {', '.join(by_name)}")
+    keep: set[str] = set()
+    pending = list(wanted)
+    while pending:
+        name = pending.pop()
+        if name not in keep:
+            keep.add(name)
+            pending.extend(by_name[name].needs)
+    return [s for s in stages if s.name in keep]
+
+
 def run_pipeline(
     project: Project,
     *,
@@ -225,14 +241,19 @@ def run_pipeline(
     reporter: Reporter | None = None,
     engine: Engine | None = None,
     publish: bool = True,
+    stages: Collection[str] | None = None,
 ) -> Run:
     """Run every stage into a new run folder; make it current if all stages succeed (and
-    `publish`: a dry run is kept for comparison but never becomes current).
+    `publish`: a dry run is kept for comparison but never becomes current). `stages`: only
+    these and the stages they need (a dry run of unify must not deliver exports).
 
     Raises the first stage error after recording it (the run is then marked failed).
     """
+    if publish and stages is not None:
+        raise ValueError("a run of some stages only cannot be published")
     reporter = reporter or SilentReporter()
-    stages = stage_order(STAGES)
+    ordered = stage_order(STAGES)
+    stages = with_needs(ordered, stages) if stages is not None else ordered
     workspace = Workspace(project.workspace_path, project.keep_runs)
     own_engine = engine is None
     engine = engine or Engine.connect(project, engine_kind)

@@ -121,4 +121,10 @@ def test_suggest_explain_and_dry_run_on_a_small_unify_project(tmp_path):
     result = invoke("unify", "--dry-run", "-p", yaml)
     assert result.exit_code == 0 and "2 customers unchanged" in result.output
     assert "0 merging, 0 splitting" in result.output
+    # The dry run ran ingest and unify only: nothing downstream (exports least of all).
+    from audience.runs import Workspace
+
+    dry = Workspace(tmp_path / ".audience").runs()[0]
+    assert set(dry.results["stages"]) == {"ingest", "unify"}
+    assert dry.results["published"] is False
     assert invoke("explain", "nobody", "-p", yaml).exit_code == 1

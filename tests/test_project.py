@@ -138,3 +138,54 @@ def test_schema_rejects_unknown_keys():
 def test_parse_project_requires_mapping(tmp_path):
     with pytest.raises(ProjectError, match="must be a mapping"):
         parse_project(["a"], tmp_path / "audience.yaml")
+
+
+def test_unify_mapping_and_normalisations_are_checked_when_the_file_loads(tmp_path):
+    from audience.project import ProjectError, parse_project
+
+    base = {
+        "name": "t",
+        "sources": [
+            {
+                "name": "crm",
+                "kind": "csv",
+                "tables": [{"name": "contacts", "path": "crm.csv", "primary_key": "id"}],
+            }
+        ],
+    }
+    twice = {
+        **base,
+        "unify": {
+            "tables": [
+                {
+                    "table": "crm.contacts",
+                    "fields": {"mail": "Identity.Email", "mail2": "Identity.Email"},
+                }
+            ]
+        },
+    }
+    with pytest.raises(ProjectError, match="'mail' and 'mail2' are both Identity.Email"):
+        parse_project(twice, tmp_path / "audience.yaml")
+    steps = {
+        **base,
+        "unify": {
+            "tables": [
+                {
+                    "table": "crm.contacts",
+                    "fields": {"mail": "Identity.Email"},
+                    "dedup": {
+                        "rules": [
+                            {
+                                "name": "e",
+                                "conditions": [
+                                    {"field": "Identity.Email", "normalize": ["lower", "shout"]}
+                                ],
+                            }
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    with pytest.raises(ProjectError, match="unknown normalization step 'shout'"):
+        parse_project(steps, tmp_path / "audience.yaml")

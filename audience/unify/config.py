@@ -64,6 +64,16 @@ class Condition(Strict):
 
     _field = field_validator("field")(_check_semantic)
 
+    @field_validator("normalize")
+    @classmethod
+    def _known_steps(cls, value: list[str] | None) -> list[str] | None:
+        # Checked when the file loads, not when a run reaches matching.
+        from audience.unify.normalize import check_steps
+
+        if value is not None:
+            check_steps(value)
+        return value
+
     @field_validator("precision")
     @classmethod
     def _precision_range(cls, value: str | float) -> str | float:
@@ -112,8 +122,15 @@ class UnifyTable(Strict):
     @field_validator("fields")
     @classmethod
     def _semantic_values(cls, value: dict[str, str]) -> dict[str, str]:
-        for semantic in value.values():
+        given: dict[str, str] = {}
+        for column, semantic in value.items():
             _check_semantic(semantic)
+            if semantic in given:  # a record has one value per semantic type
+                raise ValueError(
+                    f"'{given[semantic]}' and '{column}' are both {semantic}; map one column "
+                    "per type (use Custom.<Name> for the other)"
+                )
+            given[semantic] = column
         return value
 
 

@@ -305,7 +305,7 @@ def _run_column(
     )
     spec = {key: NormalizedField("_expected", key[0], key[1])}
     bypass, aliases = _custom(project)
-    expected = prepare._normalize_all(engine, Prepared(sample, [], [], spec), bypass, aliases)
+    expected = prepare.normalize_all(engine, Prepared(sample, [], [], spec), bypass, aliases)
     values = engine.to_arrow(expected).to_pydict()
     if not any(v is not None for v in values["_expected"]):
         return None  # nothing to tell columns apart with
@@ -342,7 +342,7 @@ def _normalized(
     if missing:
         bypass, aliases = _custom(project)
         pending = Prepared(records, [], [], missing)
-        records = prepare._normalize_all(engine, pending, bypass, aliases)
+        records = prepare.normalize_all(engine, pending, bypass, aliases)
     return found | missing, records
 
 

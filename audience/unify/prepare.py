@@ -116,7 +116,7 @@ def prepare(
     prepared = Prepared(engine.checkpoint(records, "records"), infos, semantics)
     bypass = {k: set(v) for k, v in config.custom.bypass.items()}
     prepared.normalized = normalized_fields(config)
-    prepared.records = _normalize_all(engine, prepared, bypass, aliases or {})
+    prepared.records = normalize_all(engine, prepared, bypass, aliases or {})
     return prepared
 
 
@@ -205,7 +205,7 @@ def split_full_names(names: list[str | None]) -> tuple[pa.Array, pa.Array]:
     return pa.array(first, pa.string()), pa.array(last, pa.string())
 
 
-def _normalize_all(
+def normalize_all(
     engine: Engine,
     prepared: Prepared,
     bypass: dict[str, set[str]],

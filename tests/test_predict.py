@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import ibis
@@ -100,7 +101,8 @@ def test_churn_scores_lapsed_customers_high_and_explains_why():
     assert q.grade in {"A", "B", "C"} and q.evaluated_on > 50
     # A long-lapsed customer's first driver is how long ago the last purchase was.
     oldest = s[truly].score.idxmax()
-    features = {d["Feature"] for d in s.loc[oldest, "drivers"]}
+    drivers = json.loads(s.loc[oldest, "drivers"])
+    features = {d["Feature"] for d in drivers}
     assert features & {
         "days since the last purchase",
         "purchases in the last 90 days",
@@ -108,7 +110,7 @@ def test_churn_scores_lapsed_customers_high_and_explains_why():
         "spend in the last 90 days",
         "purchases in the last 30 days",
     }
-    assert all(d["Impact"] > 0 for d in s.loc[oldest, "drivers"])
+    assert drivers and all(d["Impact"] > 0 for d in drivers)
 
 
 def test_churn_needs_history_before_the_window():
@@ -191,7 +193,12 @@ def test_recommendations_follow_what_similar_customers_bought():
     rows = _baskets()
     result = recommend("next", rows, k=2, exclude_repeats=True, max_products=100)
     s = result.scores
-    for customer, products in s.products.items():
+    for customer, listed in s.products.items():
+        products = listed.split(",")
+        assert len(products) == 2
+        items = json.loads(s.loc[customer, "items"])
+        assert [i["Product"] for i in items] == products and [i["Rank"] for i in items] == [1, 2]
+        assert items[0]["Score"] >= items[1]["Score"] > 0
         taste = "A" if int(customer[1:]) < 40 else "B"
         assert all(p.startswith(taste) for p in products), (customer, products)
         owned = set(rows[rows.CustomerId == customer]["product"])
@@ -274,8 +281,6 @@ def test_predictions_in_a_demo_run(tmp_path):
     attributes = tables["PredictionAttributes"].set_index("CustomerId")
     assert len(attributes) == len(tables["CustomerProfile"])
     churn = prediction[prediction.Model == "churn"].set_index("CustomerId")
-    import json
-
     some = churn.index[0]
     values = json.loads(churn.loc[some, "Values"])
     assert attributes.loc[some, "churn_score"] == pytest.approx(values["ChurnScore"])
@@ -303,3 +308,25 @@ def test_predictions_in_a_demo_run(tmp_path):
     assert "agreement with ratings" in shown.output
     for name in quality.index:
         assert name in shown.output
+
+
+def test_json_rows_are_valid_json_with_nulls_escapes_and_skipped_items():
+    from audience.predict import jsonrows
+
+    index = pd.Index(["a", "b", "c"])
+    items = [
+        jsonrows.obj({"N": jsonrows.number([1.23456, np.nan, 2.0], 2, index)}),
+        jsonrows.obj({"S": jsonrows.string(['say "hi"', "ü\n", None], index)}),
+    ]
+    present = [pd.Series([True, False, True], index=index), pd.Series(True, index=index)]
+    rows = jsonrows.obj(
+        {
+            "Flag": jsonrows.boolean([True, False, None], index),
+            "List": jsonrows.array(items, present),
+        }
+    )
+    assert [json.loads(r) for r in rows] == [
+        {"Flag": True, "List": [{"N": 1.23}, {"S": 'say "hi"'}]},
+        {"Flag": False, "List": [{"S": "ü\n"}]},
+        {"Flag": None, "List": [{"N": 2.0}, {"S": None}]},
+    ]

@@ -24,10 +24,12 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from audience.predict import jsonrows
 from audience.predict.features import FEATURES, future_purchases, history_features
 from audience.predict.quality import Quality, churn_grade
 
 MIN_EXAMPLES = 50  # labelled customers needed to train (and to evaluate)
+FIT_ROWS = 500_000  # examples a model is fitted on at most
 
 
 class NotEnoughData(Exception):
@@ -47,6 +49,10 @@ class LinearClassifier:
 
     @classmethod
     def fit(cls, X: pd.DataFrame, y: pd.Series) -> LinearClassifier:
+        if len(X) > FIT_ROWS:  # 13 coefficients: a seeded sample fits them as well
+            keep = np.random.default_rng(7).choice(len(X), FIT_ROWS, replace=False)
+            keep.sort()
+            X, y = X.iloc[keep], y.iloc[keep]
         if y.nunique() < 2:
             raise NotEnoughData(
                 f"every training example has the same outcome ({int(y.iloc[0])}); "
@@ -73,28 +79,31 @@ class LinearClassifier:
 
 def drivers(
     classifier: LinearClassifier, X: pd.DataFrame, labels: dict[str, str], top: int = 3
-) -> list[list[dict]]:
-    """Per customer, the features that push the score up most (largest positive
-    contributions), with the customer's value."""
+) -> pd.Series:
+    """Per customer, as JSON text, the features that push the score up most (largest
+    positive contributions) with the customer's value: [{"Feature", "Value", "Impact"}]."""
+    if X.empty:
+        return pd.Series([], index=X.index, dtype=object)
     contrib = classifier.contributions(X).to_numpy()
-    order = np.argsort(-contrib, axis=1)[:, :top]
-    values = X[classifier.columns].to_numpy()
-    out = []
-    for row, picks in enumerate(order):
-        items = []
-        for j in picks:
-            if contrib[row, j] <= 0:
-                break
-            value = values[row, j]
-            items.append(
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
+    rows = np.arange(len(X))[:, None]
+    impact = contrib[rows, order]
+    value = X[classifier.columns].to_numpy()[rows, order]
+    names = np.array([labels.get(c, c) for c in classifier.columns], dtype=object)
+    items, present = [], []
+    for j in range(order.shape[1]):
+        items.append(
+            jsonrows.obj(
                 {
-                    "Feature": labels.get(classifier.columns[j], classifier.columns[j]),
-                    "Value": None if np.isnan(value) else round(float(value), 2),
-                    "Impact": round(float(contrib[row, j]), 3),
+                    "Feature": jsonrows.string(names[order[:, j]], X.index),
+                    "Value": jsonrows.number(value[:, j], 2, X.index),
+                    "Impact": jsonrows.number(impact[:, j], 3, X.index),
                 }
             )
-        out.append(items)
-    return out
+        )
+        # Rounded to 0.001, a push too small to name is not a driver.
+        present.append(pd.Series(impact[:, j] >= 0.0005, index=X.index))
+    return jsonrows.array(items, present)
 
 
 @dataclass
@@ -151,14 +160,8 @@ def transactional_churn(
     )
     X_now = history_features(purchases, as_of)
     score = final.predict(X_now)
-    scores = pd.DataFrame(
-        {
-            "score": score,
-            "is_churn": score >= threshold,
-            "drivers": drivers(final, X_now, FEATURES),
-        },
-        index=X_now.index,
-    )
+    scores = pd.DataFrame({"score": score, "is_churn": score >= threshold}, index=X_now.index)
+    scores["drivers"] = drivers(final, X_now, FEATURES)
     return ChurnResult(scores, quality)
 
 

@@ -62,7 +62,7 @@ def history_features(purchases: ibis.Table, cutoff: datetime) -> pd.DataFrame:
         spend_90d=within(90).ifelse(p.amount, 0.0).sum(),
         spend_365d=within(365).ifelse(p.amount, 0.0).sum(),
     )
-    frame = grouped.to_pandas().set_index("CustomerId").sort_index()
+    frame = grouped.to_pyarrow().to_pandas().set_index("CustomerId").sort_index()
     # Engines differ in the last bits (epoch arithmetic, summation order); a tree split on
     # such a difference would make DuckDB and Spark publish different predictions.
     frame = frame.astype({c: "float64" for c in frame.columns}).round(6)
@@ -101,7 +101,7 @@ def future_purchases(purchases: ibis.Table, start: datetime, days: int) -> pd.Da
     grouped = p.group_by("CustomerId").aggregate(
         future_purchases=p.count(), future_spend=p.amount.sum()
     )
-    frame = grouped.to_pandas().set_index("CustomerId")
+    frame = grouped.to_pyarrow().to_pandas().set_index("CustomerId")
     return frame.astype("float64").round(6)
 
 

@@ -29,7 +29,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from audience.predict.churn import NotEnoughData
+from audience.predict.churn import FIT_ROWS, NotEnoughData
 from audience.predict.features import btyd_inputs, future_purchases, history_features
 from audience.predict.quality import Quality, lifetime_value_grade
 
@@ -104,6 +104,14 @@ def _with_btyd(features: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return features.join(BTYD.fit(features).outputs(features, horizon))
 
 
+def _fit(X: pd.DataFrame, y: pd.Series) -> lgb.LGBMRegressor:
+    """The boosted model fitted on (a seeded sample of at most FIT_ROWS of) the examples."""
+    if len(X) > FIT_ROWS:
+        keep = np.sort(np.random.default_rng(7).choice(len(X), FIT_ROWS, replace=False))
+        X, y = X.iloc[keep], y.iloc[keep]
+    return _booster(y).fit(X, y)
+
+
 def _booster(target: pd.Series) -> lgb.LGBMRegressor:
     # Huber loss: squared error for ordinary spend, linear for the few huge spenders, who
     # would otherwise pull every tree towards them. Its delta is on the spend's own scale
@@ -123,7 +131,7 @@ def _booster(target: pd.Series) -> lgb.LGBMRegressor:
         random_state=7,
         deterministic=True,
         # OpenMP threads spin while waiting: on a busy 2-core machine a second thread made
-        # small fits 100x slower. Only large data is worth the second core.
+        # small fits 100x slower (audience/predict/__init__.py makes waiting passive too).
         n_jobs=2 if len(target) >= 200_000 else 1,
         verbose=-1,
     )
@@ -175,7 +183,7 @@ def lifetime_value(
         X_eval, y_eval = X_eval.loc[held], y_eval.loc[held]
     if len(X_train) < 50:
         raise NotEnoughData(f"{len(X_train)} customers to learn from; at least 50 are needed")
-    booster = _booster(y_train).fit(X_train, y_train)
+    booster = _fit(X_train, y_train)
     # The mix of the two estimates is chosen where the outcome is known (the held-out
     # cutoff): some data suit the parametric model, some the learnt one.
     learnt, parametric = booster.predict(X_eval), X_eval.bg_value.to_numpy()
@@ -202,7 +210,7 @@ def lifetime_value(
         },
     )
     X_all, y_all = pd.concat([x for x, _ in examples]), pd.concat([y for _, y in examples])
-    final = _booster(y_all).fit(X_all, y_all)
+    final = _fit(X_all, y_all)
     X_now = history_features(purchases, as_of)
     btyd = BTYD.fit(X_now)
     X_now_learn = X_now.join(btyd.outputs(X_now, learn))

@@ -135,12 +135,6 @@ def subscription_churn(
     )
     X_now = features_at(subs, as_of)
     score = final.predict(X_now) if len(X_now) else np.array([])
-    scores = pd.DataFrame(
-        {
-            "score": score,
-            "is_churn": score >= threshold,
-            "drivers": drivers(final, X_now, FEATURES),
-        },
-        index=X_now.index,
-    )
+    scores = pd.DataFrame({"score": score, "is_churn": score >= threshold}, index=X_now.index)
+    scores["drivers"] = drivers(final, X_now, FEATURES)
     return ChurnResult(scores, quality)

@@ -737,3 +737,22 @@ def test_serve_with_two_workers(tmp_path: Path):
         os.killpg(process.pid, signal.SIGTERM)
         output = process.communicate(timeout=30)[0].decode()
     assert "serving test on" in output
+
+
+def test_concurrent_first_requests_with_a_new_key_share_one_argon2_check(api):
+    import asyncio
+
+    import httpx
+
+    client, server, _tokens, _gone = api
+    _principal, token = server.keys.create("burst", "viewer")
+    checks = CheapHasher.checks
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            calls = [http.get("/api/v1/runs/status", headers=bearer(token)) for _ in range(30)]
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    assert asyncio.run(burst()) == [200] * 30
+    assert CheapHasher.checks == checks + 1

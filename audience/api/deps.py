@@ -6,6 +6,7 @@ or an unknown/revoked one: 401. A key whose role is below the route's: 403.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request
@@ -38,6 +39,23 @@ def _token(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
+# Verifications in flight in this process, by token: concurrent first requests with a new key
+# share one argon2 check instead of each running their own (50 at once stalled for ~4 s).
+_verifying: dict[str, asyncio.Future[Principal | None]] = {}
+
+
+async def _verify_once(server: Server, token: str) -> Principal | None:
+    """Argon2 takes ~50 ms by design: off the event loop, once per key and process."""
+    pending = _verifying.get(token)
+    if pending is None:
+        # A task of its own: a waiter that goes away (client disconnected) cancels only its
+        # wait (shield), never the check the others wait for.
+        pending = asyncio.ensure_future(run_in_threadpool(server.keys.verify, token))
+        _verifying[token] = pending
+        pending.add_done_callback(lambda _done: _verifying.pop(token, None))
+    return await asyncio.shield(pending)
+
+
 def require(role: str) -> Callable[..., Principal]:
     """A dependency that admits keys with `role` or a higher one."""
     needed = ROLES.index(role)
@@ -46,8 +64,7 @@ def require(role: str) -> Callable[..., Principal]:
         token = _token(request)
         principal = server.keys.cached(token) if token else None
         if principal is None and token:
-            # Argon2 takes ~50 ms by design: off the event loop, once per key and process.
-            principal = await run_in_threadpool(server.keys.verify, token)
+            principal = await _verify_once(server, token)
         if principal is None:
             raise HTTPException(
                 401,

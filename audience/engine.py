@@ -29,6 +29,16 @@ from audience.project import Project
 ENGINES = ("duckdb", "spark")
 
 
+def strip_whitespace(value: ibis.StringValue) -> ibis.StringValue:
+    """`value` without leading and trailing whitespace, the same on every engine.
+
+    Ibis 12's `.strip()` compiles for PySpark to TRIM(' \\t\\n\\r\\v\\f' FROM x), and Spark
+    reads '\\v' and '\\f' in a string literal as the letters v and f: "victoria@x.com"
+    lost its first letter. A regular expression says the same thing on DuckDB and Spark.
+    """
+    return value.re_replace(r"^\s+|\s+$", "")
+
+
 class EngineError(Exception):
     pass
 

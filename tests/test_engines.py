@@ -117,3 +117,22 @@ def test_spark_gives_the_same_tables_as_duckdb(demo_project):
     profile = {(r[0], r[1]): r for r in table_rows(spark, "SourceProfile")}
     contact_id = profile[("crm_contacts", "contact_id")]
     assert contact_id[4] == 0 and contact_id[5] == contact_id[3]  # no nulls, all distinct
+
+
+@pytest.mark.spark
+def test_trim_keeps_the_letters_v_and_f_on_spark(demo_project):
+    # Ibis's own strip() compiled for Spark trimmed 'v' and 'f' too ("victoria" -> "ictoria").
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from audience import expr
+    from audience.engine import Engine, strip_whitespace
+
+    values = [" victoria@x.fv ", "\tf\n", "v"]
+    with Engine.connect(demo_project, "spark") as engine:
+        t = engine.register_arrow(pa.table({"e": values}), "trim_check")
+        trim = expr.compile("trim(e)", {"e": "string"}, t, now=datetime(2026, 1, 1))
+        both = t.select(a=strip_whitespace(t.e), b=trim)
+        got = engine.to_arrow(both).to_pydict()
+    assert got == {"a": ["victoria@x.fv", "f", "v"], "b": ["victoria@x.fv", "f", "v"]}

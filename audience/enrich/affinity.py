@@ -34,7 +34,7 @@ from ibis import _
 
 from audience import jsontext
 from audience.analytics.measures import RowSources
-from audience.engine import Engine
+from audience.engine import Engine, strip_whitespace
 from audience.enrich.config import AffinityEnrichment
 from audience.enrich.errors import EnrichError
 
@@ -60,7 +60,7 @@ def engagement(rows: ibis.Table, value: ibis.Value, weight: ibis.Value | None) -
         else (ibis.coalesce(weight.cast("float64"), 0.0) * WEIGHT_UNITS).round().cast("int64")
     )
     kept = rows.select(CustomerId=rows.CustomerId, Value=text, _u=units).filter(
-        _.CustomerId.notnull() & _.Value.notnull() & (_.Value.strip() != "")
+        _.CustomerId.notnull() & _.Value.notnull() & (strip_whitespace(_.Value) != "")
     )
     grouped = kept.group_by(["CustomerId", "Value"]).agg(w=_._u.sum())
     return grouped.filter(_.w > 0)

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from ibis import _
 
 from audience import jsontext
-from audience.engine import Engine
+from audience.engine import Engine, strip_whitespace
 from audience.enrich.config import CustomEnrichment, EmailEnrichment, PhoneEnrichment
 from audience.enrich.errors import EnrichError
 from audience.project import Project
@@ -153,8 +153,10 @@ def custom(
     if spec.match_on == "email":
         email = _profile_field(project, EmailEnrichment, "Email")[0]
         _require(profile, email, path, "match_on email")
-        side = profile.select(_cid="CustomerId", _k=profile[email].cast("string").strip().lower())
-        keyed = rows.select("_row", _k=rows._key.strip().lower())
+        side = profile.select(
+            _cid="CustomerId", _k=strip_whitespace(profile[email].cast("string")).lower()
+        )
+        keyed = rows.select("_row", _k=strip_whitespace(rows._key).lower())
     elif spec.match_on == "phone":
         phone, region = _profile_field(project, PhoneEnrichment, "Phone")
         _require(profile, phone, path, "match_on phone")
@@ -169,7 +171,7 @@ def custom(
         side = ak.filter((ak.DataSourceName == source) & (ak.EntityName == table)).select(
             _cid="CustomerId", _k=ak.AlternateValue.cast("string")
         )
-        keyed = rows.select("_row", _k=rows._key.strip())
+        keyed = rows.select("_row", _k=strip_whitespace(rows._key))
     side = side.filter(_._k.notnull() & (_._k != "")).distinct()
     matches = keyed.filter(_._k.notnull()).join(side, "_k").select("_cid", "_row").distinct()
     matches = engine.checkpoint(matches, f"custom_{spec.name}_matches")

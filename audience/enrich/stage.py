@@ -31,6 +31,7 @@ import pyarrow as pa
 from ibis import _
 
 from audience.analytics.stage import RunTables
+from audience.engine import strip_whitespace
 from audience.enrich.address import standardize_address
 from audience.enrich.affinity import affinity
 from audience.enrich.config import (
@@ -206,7 +207,7 @@ def _per_value(
     distinct values go through `parse` in Python and the results are joined back."""
     assert column is not None  # the main field is required (see _profile_column)
     values = profile.select(CustomerId="CustomerId", _v=profile[column].cast("string"))
-    values = values.filter(_._v.notnull() & (_._v.strip() != ""))
+    values = values.filter(_._v.notnull() & (strip_whitespace(_._v) != ""))
     distinct = engine.to_arrow(values.select("_v").distinct())["_v"].to_pylist()
     parsed = []
     for value in distinct:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import ibis
 import ibis.expr.datatypes as idt
 
+from audience.engine import strip_whitespace
 from audience.expr.dtypes import KIND_WORDS, coerce_literal, describe, fits, kind_of
 from audience.expr.nodes import Call, Literal, parse_timestamp
 
@@ -196,7 +197,7 @@ FUNCTIONS: dict[str, Function] = {
     # strings
     "lower": Function(1, 1, _STRING, lambda b, a, c: a[0].lower()),
     "upper": Function(1, 1, _STRING, lambda b, a, c: a[0].upper()),
-    "trim": Function(1, 1, _STRING, lambda b, a, c: a[0].strip()),
+    "trim": Function(1, 1, _STRING, lambda b, a, c: strip_whitespace(a[0])),
     "length": Function(1, 1, Args(("string",), idt.int32), lambda b, a, c: a[0].length()),
     "concat": Function(
         1,

@@ -274,13 +274,14 @@ def _exact_ids(server: Server, view: RunView, q: str) -> list[str]:
 def _text_search(server: Server, view: RunView, q: str) -> tuple[int, list[dict[str, Any]]]:
     """Customers with `q` in any text column: the query behind GET /api/v1/customers?q=."""
     db = lists.run_database(server, view)
-    if not db.has("CustomerDimension"):
+    if not db.has("CustomerProfile"):
         return 0, []
-    columns = db.table("CustomerDimension").columns
-    fields = ",".join(c for c in SEARCH_FIELDS if c in columns)
-    page = lists.list_customers(
-        filter=None, q=q, fields=fields, order=None, limit=RESULTS_SHOWN, offset=0, db=db
-    )
+    # The profile alone (names, e-mails, phones, addresses, source keys): CustomerDimension
+    # also joins measures and every customer's predictions, which cost 0.4 s per query at
+    # 1M customers before any text was compared.
+    profile = db.table("CustomerProfile")
+    fields = [c for c in SEARCH_FIELDS if c in profile.columns]
+    page = lists.search_page(db, profile, q, fields, RESULTS_SHOWN)
     return page["total"], page["items"]
 
 

@@ -361,6 +361,11 @@ def segment_members(
     _known_segment(server, db, name)
     customers = db.table("CustomerDimension")
     columns = _fields(customers, fields)
+    profile = db.table("CustomerProfile")
+    if set(columns) <= set(profile.columns):
+        # The dimension joins measures and aggregates every customer's predictions: 0.4 s a
+        # query at 1M customers that profile fields alone do not need.
+        customers = profile
     if not db.has("SegmentMembers"):
         return {"total": 0, "limit": limit, "offset": offset, "items": []}
     members = db.table("SegmentMembers")

@@ -51,7 +51,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -422,15 +422,24 @@ def pages(s: dict[str, Any]) -> list[Page]:
     return out + unify
 
 
+def routes(items: list[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every route, inside included routers too (FastAPI 0.165 keeps an
+    included router as one `_IncludedRouter` item in `app.routes`)."""
+    for route in items:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from routes(inner.routes, prefix + (getattr(context, "prefix", "") or ""))
+        elif hasattr(route, "path"):
+            yield prefix + route.path, set(getattr(route, "methods", None) or ())
+
+
 def unmeasured_routes(app: Any, measured: list[Page]) -> list[str]:
     """Console GET routes under /unify (the section being built) that no Page asks for."""
     seen = {p.route for p in measured if p.form is None}
-    found = []
-    for route in app.routes:
-        path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
-        if path.startswith("/unify") and "GET" in methods and path not in seen:
-            found.append(path)
-    return sorted(found)
+    unify = [(path, methods) for path, methods in routes(app.routes) if path.startswith("/unify")]
+    assert unify, "no /unify route found: has FastAPI changed how it keeps routes?"
+    return sorted({path for path, methods in unify if "GET" in methods} - seen)
 
 
 # -- measuring ---------------------------------------------------------------------------------

@@ -158,6 +158,14 @@ class SegmentBuilder:
         base = self.base
         return base.filter(self.condition(condition, "condition", base))
 
+    def count(self, condition: Any) -> int:
+        """How many customers meet one condition, over only the table(s) it reads (the
+        console's live count: the whole base cost 0.6 s per count at 1M customers)."""
+        base = self._base_for([condition], "condition")
+        return int(
+            base.filter(self.condition(condition, "condition", base)).count().to_pyarrow().as_py()
+        )
+
 
 def _text(source: Any) -> str | None:
     return source if isinstance(source, str) else None

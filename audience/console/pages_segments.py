@@ -329,7 +329,7 @@ def _rows(field: list[str], op: list[str], value: list[str]) -> list[tuple[str, 
 
 def count_condition(server: Server, db: lists.RunDatabase, condition: str) -> int:
     with open_builder(server, db) as builder:
-        return int(builder.quick(condition).count().to_pyarrow().as_py())
+        return builder.count(condition)
 
 
 def _builder_form(

@@ -82,6 +82,11 @@ class RunTables:
 ATTRIBUTE_TABLES = ("CustomerAttributes", "EnrichmentAttributes", "PredictionAttributes")
 
 
+def attribute_parts(out: RunTables) -> list[ibis.Table]:
+    """The run's tables of customer fields besides the profile (ATTRIBUTE_TABLES present)."""
+    return [out.read(name) for name in ATTRIBUTE_TABLES if out.has(name)]
+
+
 def customer_attributes(out: RunTables) -> ibis.Table:
     """Measures, enrichment and prediction fields: one row per customer with measures.
 
@@ -185,7 +190,9 @@ def segments_stage(ctx: Context, result: StageResult) -> None:
         return
     out = RunTables(ctx.engine, project, ctx.run)
     profile = out.read("CustomerProfile")
-    builder = SegmentBuilder(out.row_sources(), profile, customer_attributes(out), ctx.as_of)
+    builder = SegmentBuilder(
+        out.row_sources(), profile, customer_attributes(out), ctx.as_of, parts=attribute_parts(out)
+    )
     parts = []
     sizes: dict[str, int] = {}
     for i in segment_order(project.segments):
@@ -258,7 +265,11 @@ def open_segments(project: Project, engine: Engine, run: Run, as_of: datetime) -
     overlap and refreshing static segments)."""
     out = run_tables(project, engine, run)
     builder = SegmentBuilder(
-        out.row_sources(), out.read("CustomerProfile"), customer_attributes(out), as_of
+        out.row_sources(),
+        out.read("CustomerProfile"),
+        customer_attributes(out),
+        as_of,
+        parts=attribute_parts(out),
     )
     if out.has("SegmentMembers"):
         long = out.read("SegmentMembers")

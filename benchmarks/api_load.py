@@ -60,6 +60,7 @@ from typing import Any
 
 # FastAPI reads the benchmark routes' annotations from this module's globals.
 from fastapi import Depends, Request
+from machine import code_version
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -673,16 +674,6 @@ def measure(args: argparse.Namespace, project_file: Path) -> dict[str, Any]:
 
 
 # -- reporting ---------------------------------------------------------------------------------
-def code_version() -> str:
-    def git(*args: str) -> str:
-        root = HERE.parent
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout
-
-    changed = git("status", "--porcelain", "audience")
-    dirty = " (+ uncommitted changes to audience/)" if changed else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"
-
-
 def label(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n:,}"
 

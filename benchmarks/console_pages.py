@@ -57,6 +57,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import code_version
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
@@ -616,15 +618,6 @@ def profile(t: Timing, client: Any) -> dict[str, Any]:
 
 
 # -- report ------------------------------------------------------------------------------------
-def code_version() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
-
-    changed = git("status", "--porcelain", "audience")
-    dirty = " (+ uncommitted changes to audience/)" if changed else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"
-
-
 def _ms(x: float) -> str:
     return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
 

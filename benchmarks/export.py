@@ -28,7 +28,6 @@ import io
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from machine import describe
+from machine import code_version, describe
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -224,16 +223,6 @@ def check_postgres(conn: psycopg.Connection, path: Path) -> str:
 
 
 # -- reporting ---------------------------------------------------------------------------------
-def code_version() -> str:
-    def git(*args: str) -> str:
-        root = HERE.parent  # "audience" below is relative to the repository root
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout
-
-    changed = git("status", "--porcelain", "audience")
-    dirty = " (+ uncommitted changes to audience/)" if changed else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"
-
-
 def label(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n:,}"
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-from machine import describe
+from machine import code_version, describe
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -144,16 +144,6 @@ def run_child(tool: str, fmt: str, path: Path, work: Path) -> dict:
 
 def machine() -> str:
     return describe()
-
-
-def code_version() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=HERE.parent, capture_output=True, text=True
-        ).stdout
-
-    dirty = " (+ changes to audience/)" if git("status", "--porcelain", "audience") else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"
 
 
 def report(rows: int, command: str, results: dict[str, dict], raw: dict[str, dict]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -34,3 +35,17 @@ def write_section(section: str) -> None:
     if not found:
         text = text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text.rstrip("\n") + "\n")
+
+
+def git(*args: str) -> str:
+    """A git command's output, run in the repository root."""
+    root = Path(__file__).parent.parent
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout
+
+
+def code_version() -> str:
+    """'commit abc1234', plus a mark when audience/ has uncommitted changes."""
+    dirty = (
+        " (+ uncommitted changes to audience/)" if git("status", "--porcelain", "audience") else ""
+    )
+    return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from machine import describe
+from machine import code_version, describe
 from measures import audience_side, generate, sql
 
 from audience.project import Project
@@ -172,16 +172,6 @@ def check(work: Path, repeat: int) -> dict:
 
 
 # -- reporting ---------------------------------------------------------------------------------
-def code_version() -> str:
-    def git(*args: str) -> str:
-        root = HERE.parent  # paths below are relative to the repository root
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout
-
-    changed = git("status", "--porcelain", "audience")
-    dirty = " (+ uncommitted changes to audience/)" if changed else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}"
-
-
 def label(n: int) -> str:
     return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n:,}"
 

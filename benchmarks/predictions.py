@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from machine import describe
+from machine import code_version as machine_code_version
+from machine import describe, git
 from measures.generate import uuid_strings
 
 HERE = Path(__file__).resolve().parent
@@ -76,20 +77,13 @@ def _started() -> str:
 
 
 def code_version() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=HERE.parent, capture_output=True, text=True
-        ).stdout
-
-    dirty = (
-        " (+ uncommitted changes to audience/)" if git("status", "--porcelain", "audience") else ""
-    )
+    """The commit, and whether the models changed since it (their sha1)."""
     models = hashlib.sha1()
     for path in sorted((HERE.parent / "audience" / "predict").glob("*.py")):
         models.update(path.read_bytes())
     changed = "changed" if git("status", "--porcelain", "audience/predict") else "unchanged"
     return (
-        f"commit {git('rev-parse', '--short', 'HEAD').strip()}{dirty}; audience/predict/*.py "
+        f"{machine_code_version()}; audience/predict/*.py "
         f"{changed} since the commit, sha1 {models.hexdigest()[:12]}"
     )
 

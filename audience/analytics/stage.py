@@ -107,7 +107,7 @@ def customer_attributes(out: RunTables) -> ibis.Table:
     return attributes
 
 
-def _needs_unify(ctx: Context, result: StageResult, what: str) -> bool:
+def needs_unify(ctx: Context, result: StageResult, what: str) -> bool:
     if "AlternateKey" not in ctx.run.tables:
         result.status = "skipped"
         result.detail["reason"] = f"{what} need unified customers (a unify: section)"
@@ -122,7 +122,7 @@ def activities_stage(ctx: Context, result: StageResult) -> None:
         result.status = "skipped"
         result.detail["reason"] = "no activities: in the project file"
         return
-    if not _needs_unify(ctx, result, "activities"):
+    if not needs_unify(ctx, result, "activities"):
         return
     out = RunTables(ctx.engine, project, ctx.run)
     tables = out.sources()
@@ -163,7 +163,7 @@ def activities_stage(ctx: Context, result: StageResult) -> None:
 
 def measures_stage(ctx: Context, result: StageResult) -> None:
     project = ctx.project
-    if not _needs_unify(ctx, result, "measures"):
+    if not needs_unify(ctx, result, "measures"):
         return
     out = RunTables(ctx.engine, project, ctx.run)
     builder = MeasureBuilder(out.row_sources(), out.read("CustomerProfile"), ctx.as_of)
@@ -186,7 +186,7 @@ def static_path(project: Project, name: str) -> Path:
 
 def segments_stage(ctx: Context, result: StageResult) -> None:
     project = ctx.project
-    if not _needs_unify(ctx, result, "segments"):
+    if not needs_unify(ctx, result, "segments"):
         return
     out = RunTables(ctx.engine, project, ctx.run)
     profile = out.read("CustomerProfile")

@@ -30,7 +30,7 @@ import ibis
 import pyarrow as pa
 from ibis import _
 
-from audience.analytics.stage import RunTables
+from audience.analytics.stage import RunTables, needs_unify
 from audience.engine import strip_whitespace
 from audience.enrich.address import standardize_address
 from audience.enrich.affinity import affinity
@@ -64,9 +64,7 @@ def enrichment_stage(ctx: Context, result: StageResult) -> None:
         result.status = "skipped"
         result.detail["reason"] = "no enrichments: in the project file"
         return
-    if "AlternateKey" not in ctx.run.tables:
-        result.status = "skipped"
-        result.detail["reason"] = "enrichments need unified customers (a unify: section)"
+    if not needs_unify(ctx, result, "enrichments"):
         return
     out = RunTables(ctx.engine, project, ctx.run)
     profile = out.read("CustomerProfile")

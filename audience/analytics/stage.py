@@ -71,6 +71,13 @@ class RunTables:
         activities = {a.name: self.read(f"Activity_{a.name}") for a in self.project.activities}
         return RowSources(self.sources(), activities, self.read("AlternateKey"))
 
+    def write_arrow(self, name: str, table: pa.Table) -> int:
+        """A table made in Python (already in memory) into the run; its row count."""
+        relative = f"tables/{name}.parquet"
+        self.engine.write_arrow(table, self.run.path / relative)
+        self.run.add_table(name, relative)
+        return table.num_rows
+
     def write(self, name: str, table: ibis.Table) -> int:
         relative = f"tables/{name}.parquet"
         self.engine.write(table, self.run.path / relative)
@@ -225,9 +232,7 @@ def segments_stage(ctx: Context, result: StageResult) -> None:
     )
     result.detail["sizes"] = sizes
     history = _history(ctx, sizes)
-    ctx.engine.write_arrow(history, ctx.out("tables/SegmentHistory.parquet"))
-    ctx.run.add_table("SegmentHistory", "tables/SegmentHistory.parquet")
-    result.rows["SegmentHistory"] = history.num_rows
+    result.rows["SegmentHistory"] = out.write_arrow("SegmentHistory", history)
 
 
 def _history(ctx: Context, sizes: dict[str, int]) -> pa.Table:

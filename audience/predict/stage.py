@@ -98,10 +98,12 @@ def predictions_stage(ctx: Context, result: StageResult) -> None:
                 "baseline": outcome.quality["BaselineValue"],
             }
         ctx.reporter.step_done("predictions", model.name)
-    _write(ctx, "PredictionQuality", pa.Table.from_pylist(quality_rows, QUALITY_SCHEMA), result)
-    _write(ctx, "Prediction", _prediction_table(outcomes), result)
+    quality = pa.Table.from_pylist(quality_rows, QUALITY_SCHEMA)
+    result.rows["PredictionQuality"] = out.write_arrow("PredictionQuality", quality)
+    result.rows["Prediction"] = out.write_arrow("Prediction", _prediction_table(outcomes))
     customers = out.read("CustomerProfile").select("CustomerId").to_pandas().CustomerId
-    _write(ctx, "PredictionAttributes", _attributes(project, customers, outcomes), result)
+    attributes = _attributes(project, customers, outcomes)
+    result.rows["PredictionAttributes"] = out.write_arrow("PredictionAttributes", attributes)
 
 
 def _train(ctx: Context, out: RunTables, model: Any, rows: ibis.Table, as_of: datetime) -> Outcome:
@@ -199,9 +201,7 @@ def _sentiment(ctx: Context, out: RunTables, model: cfg.Sentiment, rows: ibis.Ta
         ),
         preserve_index=False,
     )
-    relative = f"tables/Sentiment_{model.name}.parquet"
-    ctx.engine.write_arrow(table, ctx.out(relative))
-    ctx.run.add_table(f"Sentiment_{model.name}", relative)
+    out.write_arrow(f"Sentiment_{model.name}", table)
     by_customer = per_text.groupby("CustomerId").agg(
         score=("score", "mean"), texts=("score", "size")
     )
@@ -332,10 +332,3 @@ def _attributes(project: Any, customers: pd.Series, outcomes: dict[str, Outcome]
         column = frame[field.name].astype(object).where(frame[field.name].notna(), None)
         arrays.append(pa.array(column.tolist(), field.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema([("CustomerId", pa.string()), *fields]))
-
-
-def _write(ctx: Context, name: str, table: pa.Table, result: StageResult) -> None:
-    relative = f"tables/{name}.parquet"
-    ctx.engine.write_arrow(table, ctx.out(relative))
-    ctx.run.add_table(name, relative)
-    result.rows[name] = table.num_rows

@@ -98,12 +98,12 @@ def profile_stage(ctx: Context, result: StageResult) -> None:
 
 
 def unify_stage(ctx: Context, result: StageResult) -> None:
-    from audience.unify.stage import unify
-
     if ctx.project.unify is None:
         result.status = "skipped"
         result.detail["reason"] = "no unify: section in the project file"
         return
+    from audience.unify.stage import unify  # not loaded by runs without unify
+
     landed = {ref.id: ctx.out(ctx.run.tables[ref.id]) for ref in ctx.tables}
     previous = previous_table(ctx, "AlternateKey")
     outcome = unify(ctx.engine, ctx.project, landed, previous)
@@ -130,13 +130,21 @@ def previous_table(ctx: Context, name: str) -> Path | None:
         return None
 
 
-def _lazy(module: str, function: str) -> Callable[[Context, StageResult], None]:
+def _lazy(
+    module: str, function: str, idle: Callable[[Context], str | None] = lambda ctx: None
+) -> Callable[[Context, StageResult], None]:
     """A stage function imported when the stage runs: the later stages' modules (and their
-    dependencies) are not loaded by commands that never run them."""
+    dependencies) are not loaded by commands that never run them. `idle` says why a stage has
+    nothing to do (or None); such a stage is skipped without importing its module at all (the
+    predictions stage's loads scikit-learn: 1.5-2 s of every run without predictions)."""
 
     def run(ctx: Context, result: StageResult) -> None:
         import importlib
 
+        if reason := idle(ctx):
+            result.status = "skipped"
+            result.detail["reason"] = reason
+            return
         getattr(importlib.import_module(module), function)(ctx, result)
 
     return run
@@ -166,13 +174,25 @@ STAGES: list[Stage] = [
     ),
     Stage(
         "enrichment",
-        _lazy("audience.enrich.stage", "enrichment_stage"),
+        _lazy(
+            "audience.enrich.stage",
+            "enrichment_stage",
+            idle=lambda ctx: (
+                None if ctx.project.enrichments else "no enrichments: in the project file"
+            ),
+        ),
         needs=("activities",),
         steps=lambda ctx: len(ctx.project.enrichments),
     ),
     Stage(
         "predictions",
-        _lazy("audience.predict.stage", "predictions_stage"),
+        _lazy(
+            "audience.predict.stage",
+            "predictions_stage",
+            idle=lambda ctx: (
+                None if ctx.project.predictions else "no predictions: in the project file"
+            ),
+        ),
         needs=("activities",),
         steps=lambda ctx: len(ctx.project.predictions),
     ),

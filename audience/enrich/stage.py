@@ -60,10 +60,6 @@ _SEPARATOR = "\x1f"
 
 def enrichment_stage(ctx: Context, result: StageResult) -> None:
     project = ctx.project
-    if not project.enrichments:
-        result.status = "skipped"
-        result.detail["reason"] = "no enrichments: in the project file"
-        return
     if not needs_unify(ctx, result, "enrichments"):
         return
     out = RunTables(ctx.engine, project, ctx.run)

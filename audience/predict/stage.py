@@ -67,10 +67,6 @@ class Outcome:
 
 def predictions_stage(ctx: Context, result: StageResult) -> None:
     project = ctx.project
-    if not project.predictions:
-        result.status = "skipped"
-        result.detail["reason"] = "no predictions: in the project file"
-        return
     if "UnifiedActivity" not in ctx.run.tables:
         result.status = "skipped"
         result.detail["reason"] = "predictions need activities (an activities: section)"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ from audience import project_edit
 from audience.api.auth import Principal
 from audience.api.server import Server
 from audience.console.access import page_user, require_page_role, server_of
+from audience.console.cache import run_cached
 from audience.console.pages import render
 from audience.engine import Engine, EngineError
 from audience.project import Project, ProjectError, format_loc
@@ -97,26 +97,6 @@ def write_config(
 
 def sql_path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
-
-
-_CACHE: dict[tuple, Any] = {}
-_CACHE_LOCK = threading.Lock()
-CACHE_ITEMS = 256
-
-
-def run_cached(run: Run, key: tuple, compute: Callable[[], Any]) -> Any:
-    """A value that depends only on a run's files: computed once per run folder. A run's
-    files never change, so nothing goes stale; the cache is cleared when it is full."""
-    key = (str(run.path), *key)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-    value = compute()
-    with _CACHE_LOCK:
-        if len(_CACHE) >= CACHE_ITEMS:
-            _CACHE.clear()
-        _CACHE[key] = value
-    return value
 
 
 @contextmanager

@@ -228,11 +228,19 @@ def test_overlap_numbers_equal_overlap(demo):
     assert f'<b id="b-only">{s["b_only"]:,}</b>' in page.text
     assert s["a_only"] + s["both"] == history_sizes(demo)["high_value"]
     assert s["b_only"] + s["both"] == history_sizes(demo)["at_risk"]
+    assert f"{s['neither']:,} customers in neither" in page.text
     assert 'data-chart="bar"' in page.text
+    # The fields that differ load afterwards, from the URL the page names.
+    assert 'hx-get="/segments/overlap/differences?a=high_value&amp;b=at_risk"' in page.text
+    panel = signed_in(demo, "vic").get("/segments/overlap/differences?a=high_value&b=at_risk")
+    assert panel.status_code == 200
+    assert expected["differences"]
     for d in expected["differences"]:
-        assert f"<td>{d['field']} " in page.text
-        assert f'<td class="num">{d["score"]:.2f}</td>' in page.text
+        assert f"<td>{d['field']} " in panel.text
+        assert f'<td class="num">{d["score"]:.2f}</td>' in panel.text
     assert "no segment nope" in signed_in(demo, "vic").get("/segments/overlap?a=nope&b=x").text
+    wrong = signed_in(demo, "vic").get("/segments/overlap/differences?a=nope&b=at_risk")
+    assert "no segment &#39;nope&#39;" in wrong.text
 
 
 def test_writes_need_the_sessions_csrf_token(demo):

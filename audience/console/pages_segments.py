@@ -27,7 +27,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from audience import expr, project_edit
-from audience.analytics.overlap import overlap
+from audience.analytics.overlap import differences, member_flags, segment_flags
+from audience.analytics.overlap import sizes as sizes_of
 from audience.analytics.paths import AnalyticsError
 from audience.analytics.segments import SegmentBuilder
 from audience.analytics.stage import open_segments
@@ -35,6 +36,7 @@ from audience.api.auth import Principal
 from audience.api.routes import lists
 from audience.api.server import RunView, Server
 from audience.console.access import page_user, require_page_role, server_of
+from audience.console.cache import run_cached
 from audience.console.pages import render
 from audience.engine import Engine, EngineError
 from audience.expr.nodes import Call, Field, Literal, Node, Op, parse_date, parse_timestamp
@@ -202,10 +204,11 @@ def overlap_page(
     b: str = Query("", max_length=200),
     user: Principal = Depends(page_user),
 ) -> HTMLResponse:
+    """The sizes at once; the fields that differ load afterwards (`overlap_differences`)."""
     server = server_of(request)
     _view, db = _database(server)
     names = lists._segment_names(server.project, db.run)
-    result = None
+    sizes = None
     error = None
     if a and b:
         unknown = [n for n in (a, b) if n not in names]
@@ -213,12 +216,49 @@ def overlap_page(
             error = f"no segment {', '.join(unknown)}; segments: {', '.join(names)}"
         else:
             try:
-                with open_builder(server, db) as builder:
-                    result = overlap(builder, a, b)
+                sizes = overlap_sizes(db, a, b)
             except BUILDER_ERRORS as e:
                 error = str(e)
-    context = {"active": "segments", "names": names, "a": a, "b": b}
-    return render(request, "segments/overlap.html", context | {"result": result, "error": error})
+    context = {"active": "segments", "names": names, "a": a, "b": b, "sizes": sizes}
+    return render(request, "segments/overlap.html", context | {"error": error})
+
+
+def overlap_sizes(db: lists.RunDatabase, a: str, b: str) -> dict[str, Any]:
+    """Members in a only, both, b only and neither, from SegmentMembers alone (~60 ms at 1M
+    customers, where joining every customer's fields for the differences takes seconds)."""
+    customers = int(db.scalar(db.table("CustomerProfile").count()))
+    if not db.has("SegmentMembers"):
+        return {"a_only": 0, "b_only": 0, "both": 0, "neither": customers, "jaccard": 0.0}
+    members = db.table("SegmentMembers")
+
+    def of(name: str) -> ibis.Table:
+        return members.filter(members.Segment == ibis.literal(name, type="string"))
+
+    return sizes_of(member_flags(of(a), of(b)), customers, fetch=db.rows)
+
+
+@router.get("/segments/overlap/differences")
+def overlap_differences(
+    request: Request,
+    a: str = Query(..., max_length=200),
+    b: str = Query(..., max_length=200),
+    user: Principal = Depends(page_user),
+) -> HTMLResponse:
+    """The fields that differ most between two segments' members (an htmx fragment the
+    overlap page loads): seconds at 1M customers, so computed once per run and pair."""
+    server = server_of(request)
+    _view, db = _database(server)
+
+    def compute() -> list[dict[str, Any]]:
+        with open_builder(server, db) as builder:
+            return differences(builder.base, segment_flags(builder, a, b))
+
+    context: dict[str, Any] = {"a": a, "b": b, "differences": None, "error": None}
+    try:
+        context["differences"] = run_cached(db.run, ("overlap", a, b), compute)
+    except BUILDER_ERRORS as e:
+        context["error"] = str(e)
+    return render(request, "segments/_differences.html", context)
 
 
 @router.get("/segments/{name}")

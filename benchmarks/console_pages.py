@@ -20,7 +20,9 @@ those. A page is "under 500 ms" when its max is. The subjects are picked from th
 tables before timing: the customer with records in crm, shop and loyalty, an e-mail and the
 most activities; the biggest segment (and the second biggest for the overlap); the biggest
 source table. Every console GET route under /unify that the app has is measured (or listed as
-not measured, so pages added later show up).
+not measured, so pages added later show up). A lazy panel (a fragment a page loads with htmx
+once it has shown, cached per run) is timed with its cached value dropped before each request
+and reported apart: its page is what the target applies to.
 
 Cold requests: a fresh process makes a fresh app, signs in (POST /login only) and times its
 first GET / (and, in another fresh process, its first GET /segments, which builds the per-run
@@ -340,6 +342,10 @@ class Page:
     form: dict[str, Any] | None = None  # POSTed when set
     route: str = ""  # the route's path template, to find routes not measured
     why: str = ""  # its entry in CAUSES
+    # A fragment a page loads after it has rendered (htmx), computed once per run and then
+    # cached: timed with its cached value dropped first, so every time is a computation. It is
+    # reported beside the pages, not held to the target (its page is).
+    lazy: str = ""  # the console cache key part to drop (audience.console.cache)
 
     def request(self, client: Any) -> Any:
         if self.form is not None:
@@ -377,6 +383,12 @@ def pages(s: dict[str, Any]) -> list[Page]:
         Page(
             f"segment overlap {s['segment']} × {s['segment_b']}", "/segments/overlap",
             {"a": s["segment"], "b": s["segment_b"]}, route="/segments/overlap", why="overlap",
+        ),
+        Page(
+            f"segment overlap {s['segment']} × {s['segment_b']}, fields that differ (lazy "
+            "panel, uncached)", "/segments/overlap/differences",
+            {"a": s["segment"], "b": s["segment_b"]}, route="/segments/overlap/differences",
+            lazy="overlap",
         ),
         Page("sources", "/sources", route="/sources"),
         Page(
@@ -520,10 +532,14 @@ class Timing:
 
     @property
     def ok(self) -> bool:
-        return self.max < TARGET_MS
+        return self.max < TARGET_MS or bool(self.page.lazy)
 
 
 def timed(page: Page, client: Any) -> tuple[float, float, Any]:
+    if page.lazy:
+        from audience.console.cache import forget
+
+        forget(lambda key: page.lazy in key)
     cpu0, t0 = time.process_time(), time.perf_counter()
     response = page.request(client)
     ms = (time.perf_counter() - t0) * 1000
@@ -655,10 +671,11 @@ def report(
         cells = [
             f"{t.page.label} (`{method} {t.page.path}{query}`)", _ms(t.first_ms), _ms(t.median),
             _ms(t.max), _ms(statistics.median(t.cpu_ms)), f"{t.kb:,.0f}",
-            "yes" if t.ok else "**no**",
+            ("lazy panel" if t.page.lazy else "yes") if t.ok else "**no**",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     over = [t for t in timings if not t.ok]
+    pages_timed = [t for t in timings if not t.page.lazy]
     stage_times = ", ".join(
         f"{k} {v:.0f} s" for k, v in pipe["stages"].items() if isinstance(v, int | float) and v >= 1
     )
@@ -718,10 +735,22 @@ def report(
             f"{max(app_s):.1f} s to create): " + "; ".join(cold_lines) + ".",
             "",
         ]
+    lazy = [t for t in timings if t.page.lazy]
+    if lazy:
+        text += [
+            "Lazy panels (fragments a page loads with htmx after it has shown; each computed "
+            "once per run and then cached, timed here with the cached value dropped, so every "
+            "time is a computation): "
+            + "; ".join(
+                f"{t.page.label}: median {_ms(t.median)} ms, max {_ms(t.max)} ms" for t in lazy
+            )
+            + ".",
+            "",
+        ]
     if not over:
-        text.append(f"Every page measured is under {TARGET_MS:g} ms.")
+        text.append(f"Every page measured ({len(pages_timed)}) is under {TARGET_MS:g} ms.")
     else:
-        text.append(f"Over {TARGET_MS:g} ms ({len(over)} of {len(timings)}):")
+        text.append(f"Over {TARGET_MS:g} ms ({len(over)} of {len(pages_timed)}):")
         text.append("")
         for t in over:
             item = f"- **{t.page.label}**: median {_ms(t.median)} ms, max {_ms(t.max)} ms."

@@ -65,3 +65,13 @@ def file_cached(path: Path, key: tuple, compute: Callable[[], Any]) -> Any:
     """A value computed from a file, computed again when the file changes. (A value of an
     older version stays until the cache is full: harmless, and it keeps this simple.)"""
     return _cached(("file", str(path), file_stamp(path), *key), compute)
+
+
+def forget(which: Callable[[tuple], bool]) -> int:
+    """Drop the values whose key `which` accepts (so a benchmark times a computation again);
+    how many were dropped."""
+    with _lock:
+        keys = [k for k in _cache if which(k)]
+        for k in keys:
+            del _cache[k]
+    return len(keys)

@@ -3,6 +3,8 @@ password or an API key, redirects and roles, the home page, customer search and 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from console_helpers import PASSWORDS, demo_workspace, sign_in
 from fastapi.testclient import TestClient
@@ -161,6 +163,36 @@ def test_search_by_name_and_source_key(demo):
     assert f"/customers/{customer['CustomerId']}" in by_key.text
     nothing = client.get("/customers", params={"q": "zzqqxx-no-such"})
     assert "No customer matches" in nothing.text
+
+
+def test_text_search_finds_what_a_test_per_field_finds(demo):
+    """The run's search column (fields lower-cased, joined by a separator) finds exactly the
+    customers with the text in one of the fields, and never across two of them."""
+    import duckdb
+
+    from audience.console.search import SEARCH_FIELDS
+
+    client = signed_in(demo)
+    profile = demo["run"].table_path("CustomerProfile")
+    con = duckdb.connect()
+    columns = [d[0] for d in con.execute(f"DESCRIBE SELECT * FROM '{profile}'").fetchall()]
+    fields = [c for c in SEARCH_FIELDS if c in columns]
+    last = demo["customer"]["profile"]["LastName"]
+    for q in (last[1:].upper(), "an", demo["customer"]["profile"]["City"]):
+        test = " OR ".join(f"contains(lower({c}), ?)" for c in fields)
+        expected = con.execute(
+            f"SELECT CustomerId FROM '{profile}' WHERE {test} ORDER BY CustomerId",
+            [q.lower()] * len(fields),
+        ).fetchall()
+        page = client.get("/customers", params={"q": q}).text
+        count = re.search(r'id="result-count">\s*(\d+) customer', page)
+        assert count and int(count.group(1)) == len(expected), q
+        shown = re.findall(r'<td class="muted small">([^<]+)</td>', page)
+        assert shown == [r[0] for r in expected][: len(shown)] and shown, q
+    first = demo["customer"]["profile"]["FirstName"]
+    across = f"{first}\x1f{last}"  # the separator between fields never matches
+    assert "No customer matches" in client.get("/customers", params={"q": across}).text
+    assert demo["run"].path.joinpath("console", "search.parquet").exists()
 
 
 def test_card_shows_measures_segments_and_timeline_filter(demo):

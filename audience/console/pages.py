@@ -19,6 +19,7 @@ from audience.api.auth import ROLES, Principal
 from audience.api.routes import lists
 from audience.api.routes.customers import _customer_bytes
 from audience.api.server import RunView, Server
+from audience.console import search
 from audience.console.access import (
     CSRF_FIELD,
     console_state,
@@ -38,7 +39,6 @@ router = APIRouter(include_in_schema=False)
 RUNS_SHOWN = 10
 RESULTS_SHOWN = 50
 TIMELINE_PAGE = 50
-SEARCH_FIELDS = ("CustomerId", "FullName", "FirstName", "LastName", "Email", "Phone", "City")
 # Pages named in the navigation that later work fills in.
 
 
@@ -196,6 +196,9 @@ def home(request: Request, user: Principal = Depends(page_user)) -> HTMLResponse
         "refresh": server.runs.status(),
         "can_run": ROLES.index(user.role) >= ROLES.index("contributor"),
     }
+    view = _view(server)
+    if view is not None and view.serving.available:
+        search.build_soon(server, view)  # the first page after signing in: ready to search
     return render(request, "home.html", context)
 
 
@@ -272,17 +275,15 @@ def _exact_ids(server: Server, view: RunView, q: str) -> list[str]:
 
 
 def _text_search(server: Server, view: RunView, q: str) -> tuple[int, list[dict[str, Any]]]:
-    """Customers with `q` in any text column: the query behind GET /api/v1/customers?q=."""
-    db = lists.run_database(server, view)
-    if not db.has("CustomerProfile"):
-        return 0, []
-    # The profile alone (names, e-mails, phones, addresses, source keys): CustomerDimension
-    # also joins measures and every customer's predictions, which cost 0.4 s per query at
-    # 1M customers before any text was compared.
-    profile = db.table("CustomerProfile")
-    fields = [c for c in SEARCH_FIELDS if c in profile.columns]
-    page = lists.search_page(db, profile, q, fields, RESULTS_SHOWN)
-    return page["total"], page["items"]
+    """Customers with `q` in a name, e-mail, phone, city or CustomerId (search.SEARCH_FIELDS),
+    ignoring case: the run's search column finds them, the serving store has their fields."""
+    total, ids = search.search(lists.run_database(server, view), q, RESULTS_SHOWN)
+    found = []
+    for customer_id in ids:
+        raw = _customer_bytes(server, view, customer_id)
+        if raw is not None:
+            found.append(_summary(json.loads(raw)) | {"keys": None})
+    return total, found
 
 
 @router.get("/customers")
@@ -308,20 +309,9 @@ def customers(
             total = len(results)
         else:
             how = "text"
-            total, rows = _text_search(server, view, q)
-            results = [
-                {
-                    "CustomerId": r["CustomerId"],
-                    "name": r.get("FullName")
-                    or " ".join(p for p in (r.get("FirstName"), r.get("LastName")) if p)
-                    or None,
-                    "email": r.get("Email"),
-                    "phone": r.get("Phone"),
-                    "city": r.get("City"),
-                    "keys": None,
-                }
-                for r in rows
-            ]
+            total, results = _text_search(server, view, q)
+    elif view is not None and view.serving.available:
+        search.build_soon(server, view)  # ready when a search comes
     context = {
         "q": q,
         "results": results,

@@ -222,18 +222,6 @@ def _search(table: ibis.Table, q: str | None, within: list[str] | None = None) -
     return table.filter(ibis.or_(*found))
 
 
-def search_page(
-    db: RunDatabase, table: ibis.Table, q: str, columns: list[str], limit: int
-) -> dict[str, Any]:
-    """The first `limit` rows (by CustomerId) of `table` with `q` in one of `columns`, and
-    how many there are: one scan (the total as a window over the matches), not two."""
-    found = _search(table, q, columns)
-    found = found.select(*columns, _total=ibis._.count().over(ibis.window()))
-    rows = db.rows(found.order_by("CustomerId").limit(limit))
-    total = rows[0]["_total"] if rows else 0
-    return {"total": total, "items": [{c: r[c] for c in columns} for r in rows]}
-
-
 def _page(
     db: RunDatabase, table: ibis.Table, columns: list[str], keys: list[Any], limit: int, offset: int
 ) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from audience.api.app import create_app
 from audience.api.auth import KEYS_FILE
 from audience.api.routes import lists
-from audience.console.pages_measures import measure_values, value_text
+from audience.console import engines
+from audience.console.pages_measures import candidate_project, measure_values, value_text
 from audience.console.users import UserStore
 from audience.project import load_project
 
@@ -271,6 +272,24 @@ def test_custom_preview_equals_the_runs_column(demo):
     # Without a default, customers without orders in the window get no value.
     without = _preview(demo, {**CUSTOM, "default": ""})
     assert stat(without, "preview-values") == value_text(sum(1 for v in got.values() if v))
+
+
+def test_previews_share_one_engine_and_see_the_file_as_edited(demo, project_file):
+    _preview(demo, CUSTOM)
+    engine = engines._current.engine
+    _preview(demo, {"mode": "template", "template": "number_of_transactions"})
+    assert engines._current.engine is engine  # one per run, its reads kept
+    assert not engines._temp_tables(engine)  # what a preview stored is dropped after it
+    server = demo["app"].state.server
+    item = {"name": "candidate", "template": "number_of_transactions"}
+    assert candidate_project(server, item).measures[-1].name == "candidate"
+    saved = signed_in(demo, "cora").post(
+        "/measures/new", data={**CUSTOM, "name": "spend_again"}, follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text
+    names = [m.name for m in candidate_project(server, item).measures]
+    assert names[-2:] == ["spend_again", "candidate"]  # the file parsed again once changed
+    assert "spend_again" not in [m.name for m in load_project(project_file).measures[:-1]]
 
 
 def test_preview_errors_name_the_config_path(demo):

@@ -450,6 +450,29 @@ def test_explain_shows_the_records_from_three_sources(demo):
     assert 'id="explain-error"' in missing and "no customer" in missing
 
 
+def test_explain_from_the_serving_store_equals_explain_from_the_tables(demo):
+    from audience.unify.explain import explain
+
+    server = demo["app"].state.server
+    view = server.view()
+    tables = {name: view.run.table_path(name) for name in view.run.tables}
+    customer = demo["customer"]
+    crm = next(k for k in customer["keys"] if k["source"] == "crm")
+    for selector in (
+        customer["CustomerId"],
+        f"crm.contacts:{crm['key']}",
+        f"crm|contacts|{crm['key']}",
+    ):
+        with_store = explain(server.project, tables, selector, view.serving)
+        assert with_store == explain(server.project, tables, selector), selector
+        assert with_store.customer_id == customer["CustomerId"] and with_store.links
+    # Look-ups of one customer read few row groups because the run writes these sorted.
+    con = duckdb.connect()
+    for table, key in (("AlternateKey", "CustomerId"), ("MatchRecords", "_rid")):
+        values = [r[0] for r in con.execute(f"SELECT {key} FROM '{tables[table]}'").fetchall()]
+        assert values == sorted(values), table
+
+
 # -- dry run -----------------------------------------------------------------------------------
 def test_dry_run_of_an_unchanged_project_changes_nobody(demo):
     client = signed_in(demo)

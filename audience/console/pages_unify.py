@@ -494,13 +494,17 @@ def explain_page(
 ) -> HTMLResponse:
     """Why records are one customer: the records, and every link with its rule and scores."""
     server = server_of(request)
-    run = current_run(server)
+    try:
+        view = server.view()
+    except RunError:
+        view = None
     context: dict[str, Any] = {"active": "unify", "customer": customer.strip(), "result": None}
-    context["error"] = None if run else "no run has finished yet: run 'audience run' first"
-    if run is not None and context["customer"]:
-        tables = {name: run.table_path(name) for name in run.tables}
+    context["error"] = None if view else "no run has finished yet: run 'audience run' first"
+    if view is not None and context["customer"]:
+        tables = {name: view.run.table_path(name) for name in view.run.tables}
         try:
-            result = explain(server.project, tables, context["customer"])
+            # The run's serving store knows the customer's records: no scan of AlternateKey.
+            result = explain(server.project, tables, context["customer"], view.serving)
         except (ExplainError, KeyError, duckdb.Error) as e:
             context["error"] = str(e).strip("'\"")
         else:

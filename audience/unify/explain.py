@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from audience.project import Project
 from audience.unify.config import Condition, UnifyConfig
 from audience.unify.prepare import column_of, normalized_fields
+
+if TYPE_CHECKING:
+    from audience.serving import ServingStore
 
 
 class ExplainError(Exception):
@@ -42,21 +45,45 @@ class Explanation:
     links: list[Link] = field(default_factory=list)
 
 
-def _read(con: duckdb.DuckDBPyConnection, path: Path, where: str, params: list) -> list[dict]:
-    rel = con.execute(f"SELECT * FROM read_parquet('{path}') WHERE {where}", params)
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _read(con: duckdb.DuckDBPyConnection, path: Path, where: str) -> list[dict]:
+    """Rows of a Parquet file. `where` compares with literals, never `?` parameters: DuckDB
+    pushes only literals into the scan, where the row groups' min/max statistics skip what
+    cannot match (AlternateKey is written sorted by CustomerId, MatchRecords by _rid)."""
+    rel = con.execute(f"SELECT * FROM read_parquet({_literal(str(path))}) WHERE {where}")
     columns = [d[0] for d in rel.description]
     return [dict(zip(columns, row, strict=True)) for row in rel.fetchall()]
+
+
+def _each(con: duckdb.DuckDBPyConnection, path: Path, column: str, values: list[str]) -> list:
+    """Rows whose `column` equals one of `values`, one equality per value: an IN list is
+    pushed into the scan as the range from its smallest to its largest value, which for a
+    customer's records in crm and shop spans most of the file."""
+    rows = []
+    for value in sorted(set(values)):
+        rows += _read(con, path, f"{column} = {_literal(value)}")
+    return rows
+
+
+def _identifier(selector: str) -> str:
+    """'source.table:key' written as an Identifier ('source|table|key'); others unchanged."""
+    if ":" in selector and "|" not in selector:
+        label, key = selector.split(":", 1)
+        return label.replace(".", "|", 1) + "|" + key
+    return selector
 
 
 def find_customer(tables: dict[str, Path], selector: str) -> str:
     """A CustomerId from a CustomerId, an Identifier 'source|table|key', or 'source.table:key'."""
     con = duckdb.connect()
-    if ":" in selector and "|" not in selector:
-        label, key = selector.split(":", 1)
-        selector = label.replace(".", "|", 1) + "|" + key
-    rows = _read(
-        con, tables["AlternateKey"], "CustomerId = ? OR Identifier = ?", [selector, selector]
-    )
+    selector = _identifier(selector)
+    literal = _literal(selector)
+    rows = _read(con, tables["AlternateKey"], f"CustomerId = {literal}")  # a few row groups
+    if not rows:
+        rows = _read(con, tables["AlternateKey"], f"Identifier = {literal}")
     if not rows:
         raise ExplainError(
             f"no customer '{selector}': give a CustomerId, an Identifier like "
@@ -65,22 +92,44 @@ def find_customer(tables: dict[str, Path], selector: str) -> str:
     return rows[0]["CustomerId"]
 
 
-def explain(project: Project, tables: dict[str, Path], selector: str) -> Explanation:
+def _from_store(store: ServingStore, selector: str) -> tuple[str, list[str], str] | None:
+    """(CustomerId, its records' Identifiers, PreviousCustomerId) from the serving store."""
+    selector = _identifier(selector)
+    customer: str | None = selector
+    if "|" in selector:
+        source, table, key = (selector.split("|", 2) + ["", ""])[:3]
+        customer = store.by_key(source, table, key)
+    raw = store.customer_json(customer) if customer else None
+    if raw is None:
+        return None
+    document = json.loads(raw)
+    keys = [f"{k['source']}|{k['table']}|{k['key']}" for k in document.get("keys", [])]
+    return document["CustomerId"], keys, document["profile"].get("PreviousCustomerId") or ""
+
+
+def explain(
+    project: Project, tables: dict[str, Path], selector: str, store: ServingStore | None = None
+) -> Explanation:
+    """The customer `selector` names, its records and every link between them. `store`, the
+    same run's serving store, gives the customer's records at once (else AlternateKey)."""
     config: UnifyConfig = project.unify  # type: ignore[assignment]
-    customer = find_customer(tables, selector)
     con = duckdb.connect()
-    keys = _read(con, tables["AlternateKey"], "CustomerId = ?", [customer])
-    identifiers = [k["Identifier"] for k in keys]
-    profile = _read(con, tables["CustomerProfile"], "CustomerId = ?", [customer])
-    previous = (profile[0].get("PreviousCustomerId") or "") if profile else ""
-    marks = ", ".join("?" for _ in identifiers)
-    records = _read(con, tables["MatchRecords"], f"_rid IN ({marks})", identifiers)
+    found = _from_store(store, selector) if store is not None and store.available else None
+    if found is not None:
+        customer, identifiers, previous = found
+    else:
+        customer = find_customer(tables, selector)
+        keys = _read(con, tables["AlternateKey"], f"CustomerId = {_literal(customer)}")
+        identifiers = [k["Identifier"] for k in keys]
+        profile = _read(con, tables["CustomerProfile"], f"CustomerId = {_literal(customer)}")
+        previous = (profile[0].get("PreviousCustomerId") or "") if profile else ""
+    records = _each(con, tables["MatchRecords"], "_rid", identifiers)
     by_rid = {r["_rid"]: r for r in records}
+    listed = ", ".join(_literal(i) for i in sorted(by_rid)) or "NULL"
     pairs = _read(
         con,
         tables["ConflationMatchPair"],
-        f"LeftIdentifier IN ({marks}) AND RightIdentifier IN ({marks})",
-        identifiers + identifiers,
+        f"LeftIdentifier IN ({listed}) AND RightIdentifier IN ({listed})",
     )
     columns = normalized_fields(config)
     links = []

@@ -285,6 +285,18 @@ def test_preview_of_an_existing_dedup_rule(demo):
     assert 0 < linked <= expected
 
 
+def test_preview_shows_the_same_rows_with_the_serving_store_or_alternate_key(demo):
+    from audience.console.pages_unify_rules import find_list, preview_rule
+
+    server = demo["app"].state.server
+    view = server.view()
+    rl = find_list(server.project.unify, "dedup-0")
+    with_store = preview_rule(server.project, view.run, rl, rl.rules[0], store=view.serving)
+    without = preview_rule(server.project, view.run, rl, rl.rules[0])
+    assert with_store.rows == without.rows and with_store.pairs == without.pairs
+    assert any(r["same_customer"] for r in with_store.rows)
+
+
 def test_preview_errors(demo):
     client = signed_in(demo)
     bad = client.post(

@@ -3,6 +3,7 @@
 Connectors are the boundary to the outside world. Each kind of source has a module with two
 functions:
     read(con, ref, project, config_path) -> RawRead   # raw rows into a DuckDB temp table
+                                         or Stream    # (one file) rows to land in one pass
     describe(ref, project, config_path) -> list[str]  # column names, cheaply (validate)
 Landing (`landing.land`) does typing, key checks and quarantine the same way for all kinds.
 Connectors always land through an embedded DuckDB, whatever the engine: the landed Parquet
@@ -18,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from audience.ingest.landing import LandedTable, RawRead, SourceError, land
+from audience.ingest.landing import LandedTable, RawRead, SourceError, Stream, land, land_stream
 from audience.project import Project, TableRef
 
 __all__ = ["LandedTable", "SourceError", "describe_table", "ingest_table", "landing_connection"]
@@ -61,16 +62,15 @@ def ingest_table(
 ) -> LandedTable:
     """Read one source table and land it under run_dir (sources/ and quarantine/)."""
     config_path = ref.config_path(project)
-    raw: RawRead = _connector(ref.source.kind, 0)(con, ref, project, config_path)
+    out = run_dir / "sources" / f"{ref.id}.parquet", run_dir / "quarantine" / f"{ref.id}.parquet"
+    raw: RawRead | Stream = _connector(ref.source.kind, 0)(con, ref, project, config_path)
+    if isinstance(raw, Stream):
+        landed = land_stream(con, raw, ref, config_path, *out)
+        if landed is not None:
+            return landed
+        raw = raw.load()  # something to quarantine: load the rows with their row numbers
     try:
-        return land(
-            con,
-            raw,
-            ref,
-            config_path,
-            run_dir / "sources" / f"{ref.id}.parquet",
-            run_dir / "quarantine" / f"{ref.id}.parquet",
-        )
+        return land(con, raw, ref, config_path, *out)
     finally:
         kind = con.execute(
             "SELECT table_type FROM information_schema.tables WHERE table_name = ?",

@@ -1,8 +1,9 @@
 """File connectors: CSV, Parquet, JSON / JSON Lines, read with DuckDB.
 
 Each `read_*` loads the raw rows into a DuckDB temp table with `_row` (line or record number)
-and reports the rows it could not parse; `describe_*` returns the column names cheaply (for
-`audience validate`).
+and reports the rows it could not parse, or, for one CSV or Parquet file, hands landing a
+`Stream` over the file that loads them so only when needed; `describe_*` returns the column
+names cheaply (for `audience validate`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from audience.ingest.landing import RawRead, SourceError, quarantine_record, sql_str
+from audience.ingest.landing import RawRead, SourceError, Stream, quarantine_record, sql_str
 from audience.project import CsvOptions, Project, TableRef
 
 
@@ -66,38 +69,54 @@ def read_csv_files(
     Every value is read as text; landing infers types from all values afterwards, so a bad
     value late in a file is not mistaken for a different type by a sampling sniffer.
     """
-    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+    _drop_rejects(con)
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {relation} AS SELECT row_number() OVER () "
-            f"+ {1 if options.header else 0} AS _row, * FROM read_csv({sql_str(pattern)}, "
-            f"{csv_options_sql(options)}, store_rejects=true)"
+            f"+ {1 if options.header else 0} AS _row, * FROM {_csv_source(pattern, options)}"
         )
     except duckdb.Error as e:
         raise SourceError(f"{label}: cannot read CSV: {e}") from None
+    rejects = _rejected_lines(con)
+    if rejects:
+        # _row counts good records only; shift it to the real line number past rejected lines.
+        lines = sorted({r["row"] for r in rejects})
+        _shift_rows_past_rejects(con, relation, lines)
+    return rejects
+
+
+def _csv_source(pattern: str, options: CsvOptions) -> str:
+    """DuckDB's reader for the file, every value as text, rejected lines kept aside."""
+    return f"read_csv({sql_str(pattern)}, {csv_options_sql(options)}, store_rejects=true)"
+
+
+def _drop_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The lines the last read with store_rejects could not parse, one record per line."""
     rejects = con.execute(
         "SELECT line, first(column_name ORDER BY column_idx), "
         "first(error_type || ': ' || error_message ORDER BY column_idx), first(csv_line) "
         "FROM reject_errors "
         "GROUP BY line ORDER BY line"
     ).fetchall()
-    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-    if rejects:
-        # _row counts good records only; shift it to the real line number past rejected lines.
-        _shift_rows_past_rejects(con, relation, rejects)
+    _drop_rejects(con)
     return [
         quarantine_record(reason, row=line, column=column, raw=csv_line)
         for line, column, reason, csv_line in rejects
     ]
 
 
-def _shift_rows_past_rejects(con: duckdb.DuckDBPyConnection, relation: str, rejects: list) -> None:
-    """Turn good-record numbers into file line numbers.
+def _shift_rows_past_rejects(
+    con: duckdb.DuckDBPyConnection, relation: str, lines: list[int]
+) -> None:
+    """Turn good-record numbers into file line numbers (`lines`: the rejected ones, sorted).
 
     The i-th rejected line (1-based, in line order) at line L sits before every good record
     whose provisional line number is above L - i; each such reject pushes the record down one.
     """
-    lines = sorted({r[0] for r in rejects})
     con.execute("CREATE OR REPLACE TEMP TABLE _reject_slots (slot BIGINT)")
     con.executemany(
         "INSERT INTO _reject_slots VALUES (?)", [(line - i,) for i, line in enumerate(lines, 1)]
@@ -111,11 +130,27 @@ def _shift_rows_past_rejects(con: duckdb.DuckDBPyConnection, relation: str, reje
 
 def read_csv(
     con: duckdb.DuckDBPyConnection, ref: TableRef, project: Project, config_path: str
-) -> RawRead:
-    path = resolve_file(project, ref, config_path)
-    rejects = read_csv_files(con, str(path), ref.source.options, "_raw", f"{config_path}.path")
-    hints = sniff_csv_types(con, str(path), ref.source.options)
-    return RawRead("_raw", ref.table.path, rejects, type_hints=hints)
+) -> Stream | RawRead:
+    path, options = str(resolve_file(project, ref, config_path)), ref.source.options
+
+    def load() -> RawRead:
+        rejects = read_csv_files(con, path, options, "_raw", f"{config_path}.path")
+        hints = sniff_csv_types(con, path, options)
+        return RawRead("_raw", ref.table.path, rejects, type_hints=hints)
+
+    try:
+        hints = sniff_csv_types(con, path, options)
+    except duckdb.Error:
+        return load()  # which says what is wrong with the file
+    _drop_rejects(con)
+    return Stream(
+        source=_csv_source(path, options),
+        schema=dict.fromkeys(hints, "VARCHAR"),
+        file=ref.table.path,
+        rejects=lambda: _rejected_lines(con),
+        load=load,
+        type_hints=hints,
+    )
 
 
 def describe_csv(ref: TableRef, project: Project, config_path: str) -> list[str]:
@@ -139,36 +174,66 @@ def _parquet_pattern(path: Path) -> str:
 
 def read_parquet(
     con: duckdb.DuckDBPyConnection, ref: TableRef, project: Project, config_path: str
-) -> RawRead:
+) -> Stream | RawRead:
     path = resolve_file(project, ref, config_path, must_be_file=False)
-    # A folder of part files: name each row's file so quarantine rows can point to it.
-    filename = ", filename='_file'" if path.is_dir() else ""
+    pattern = sql_str(_parquet_pattern(path))
+
+    def load() -> RawRead:
+        # A folder of part files: name each row's file so quarantine rows can point to it.
+        filename = ", filename='_file'" if path.is_dir() else ""
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _raw AS SELECT file_row_number + 1 AS _row, "
+                f"* EXCLUDE (file_row_number) FROM read_parquet({pattern}, "
+                f"file_row_number=true, union_by_name=true{filename})"
+            )
+        except duckdb.Error as e:
+            raise SourceError(
+                f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}"
+            ) from None
+        return RawRead("_raw", ref.table.path, infer_types=False)
+
+    if path.is_dir():
+        return load()  # several files: their order and `_file` need the loaded rows
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _raw AS SELECT file_row_number + 1 AS _row, "
-            f"* EXCLUDE (file_row_number) FROM read_parquet({sql_str(_parquet_pattern(path))}, "
-            f"file_row_number=true, union_by_name=true{filename})"
-        )
-    except duckdb.Error as e:
-        raise SourceError(
-            f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}"
-        ) from None
-    return RawRead("_raw", ref.table.path, infer_types=False)
+        schema = con.execute(f"DESCRIBE SELECT * FROM read_parquet({pattern})").fetchall()
+    except duckdb.Error:
+        return load()
+    return Stream(
+        source=f"read_parquet({pattern})",
+        schema={r[0]: r[1] for r in schema},
+        file=ref.table.path,
+        rejects=list,
+        load=load,
+        infer_types=False,
+        as_landed=path if _as_landed(path, [r[0] for r in schema]) else None,
+    )
 
 
-def describe_parquet(ref: TableRef, project: Project, config_path: str) -> list[str]:
-    path = resolve_file(project, ref, config_path, must_be_file=False)
-    con = duckdb.connect()
+# Row groups are the unit the engines read in parallel: DuckDB writes 122,880 rows to one. A
+# file of bigger ones would be read by fewer threads in every later stage, one of many tiny
+# ones with more overhead; both are landed anew.
+LANDED_ROW_GROUP_ROWS = (16_384, 262_144)  # at least on average, at most
+LANDED_CODECS = ("UNCOMPRESSED", "SNAPPY", "GZIP", "ZSTD")  # which both engines read
+
+
+def _as_landed(path: Path, columns: list[str]) -> bool:
+    """Whether a Parquet file is laid out as landing writes one, so that a copy of it can be
+    the landed table: row groups of a size as above, a codec both engines read, no legacy INT96
+    timestamps (landing writes microseconds), and the columns DuckDB reads under the names the
+    file gives them (none renamed)."""
     try:
-        pattern = sql_str(_parquet_pattern(path))
-        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({pattern})").fetchall()
-    except duckdb.Error as e:
-        raise SourceError(
-            f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}"
-        ) from None
-    finally:
-        con.close()
-    return [r[0] for r in rows]
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException):
+        return False
+    groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
+    low, high = LANDED_ROW_GROUP_ROWS
+    if any(g.num_rows > high for g in groups) or meta.num_rows < low * (len(groups) - 1):
+        return False
+    chunks = [g.column(j) for g in groups for j in range(g.num_columns)]
+    return meta.schema.to_arrow_schema().names == columns and all(
+        c.compression in LANDED_CODECS and c.physical_type != "INT96" for c in chunks
+    )
 
 
 def _json_records(

@@ -9,18 +9,33 @@ every connector:
 3. writes the typed table and the quarantine as Parquet.
 So `rows_in = rows_loaded + rows_quarantined` for every table, and nothing is dropped
 silently.
+
+A connector that reads a single file (CSV, Parquet) can instead hand over a `Stream`: landing
+first tries the file straight to Parquet in one pass, casting and checking every value on the
+way (`land_stream`). Only when that finds something to quarantine (a value that does not fit
+its type, an empty or repeated key) are the rows loaded with row numbers and landed as above.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from audience.project import COLUMN_TYPES, ColumnType, TableRef
+from audience.ingest.inference import (
+    cast_expr,
+    checked_cast,
+    hint_type,
+    quote,
+    sql_str,
+    target_types,
+)
+from audience.project import COLUMN_TYPES, TableRef
 
 QUARANTINE_COLUMNS = {
     "source": "VARCHAR",
@@ -31,21 +46,11 @@ QUARANTINE_COLUMNS = {
     "reason": "VARCHAR",
     "raw": "VARCHAR",
 }
-# Text column inference: the first type whose test every non-null value passes wins. The
-# tests are stricter than TRY_CAST alone, which rounds '3.5' to an integer and cuts
-# '2024-01-01 10:00' down to a date.
-INFERENCE_ORDER = {
-    "BIGINT": "regexp_full_match(trim({q}), '[-+]?[0-9]{{1,18}}')",
-    "DOUBLE": "(CASE WHEN regexp_matches({q}, '^\\s*[-+]?\\.?[0-9]') "
-    "THEN TRY_CAST({q} AS DOUBLE) END) IS NOT NULL",
-    "DATE": "(CASE WHEN regexp_full_match(trim({q}), '[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}') "
-    "THEN TRY_CAST({q} AS DATE) END) IS NOT NULL",
-    "TIMESTAMP": "(CASE WHEN regexp_matches({q}, '^\\s*[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}[ T]') "
-    "THEN TRY_CAST({q} AS TIMESTAMP) END) IS NOT NULL",
-    "BOOLEAN": "lower(trim({q})) IN ('true', 'false')",
-}
 INTERNAL_COLUMNS = ("_row", "_file")
-INFERENCE_SAMPLE_ROWS = 20_000
+# Types whose values cannot be blank text (a key of these is empty only when NULL).
+NOT_TEXT = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER",
+            "USMALLINT", "UTINYINT", "DOUBLE", "FLOAT", "DECIMAL", "DATE", "TIMESTAMP",
+            "BOOLEAN")  # fmt: skip
 
 
 class SourceError(Exception):
@@ -72,6 +77,22 @@ class RawRead:
 
 
 @dataclass
+class Stream:
+    """A source landing can read in one pass, straight from its file (see `land_stream`)."""
+
+    source: str  # a FROM item yielding the rows in source order, e.g. read_csv(...)
+    schema: dict[str, str]  # column -> DuckDB type as `source` yields it
+    file: str  # the file shown in quarantine rows
+    rejects: Callable[[], list[dict[str, Any]]]  # after the pass: lines the reader rejected
+    load: Callable[[], RawRead]  # the rows in a temp table with `_row`, for `land`
+    infer_types: bool = True  # as RawRead's
+    type_hints: dict[str, str] | None = None  # as RawRead's
+    # A typed file laid out as landing would write it: when no value changes type, it is
+    # copied as it is instead of being decoded and encoded again.
+    as_landed: Path | None = None
+
+
+@dataclass
 class LandedTable:
     ref: TableRef
     path: Path
@@ -95,14 +116,6 @@ class LandedTable:
         return summary
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def land(
     con: duckdb.DuckDBPyConnection,
     raw: RawRead,
@@ -119,11 +132,11 @@ def land(
         raise SourceError("\n".join(problems))
     file_expr = "_file" if "_file" in schema else sql_str(raw.file)
 
-    inferable = schema if raw.infer_types else {}
-    targets = _target_types(con, raw.relation, inferable, table.types, raw.type_hints)
+    inferable = {c: schema[c] for c in data_columns} if raw.infer_types else {}
+    targets = target_types(con, raw.relation, inferable, table.types, raw.type_hints)
     select_parts, reasons, bad_columns = [], [], []
     for col in data_columns:
-        expr, failed = _cast_expr(col, schema[col], targets.get(col), table.types.get(col))
+        expr, failed = cast_expr(col, schema[col], targets.get(col), table.types.get(col))
         select_parts.append(f"{expr} AS {quote(col)}")
         if failed:
             reasons.append(failed)
@@ -149,10 +162,7 @@ def land(
         f"CASE WHEN {key} IS NULL OR trim(CAST({key} AS VARCHAR)) = '' "
         f"THEN 'primary key ''{table.primary_key}'' is empty' END"
     )
-    nulls, dupes = con.execute(
-        f"SELECT count(*) FILTER (WHERE {key} IS NULL OR trim(CAST({key} AS VARCHAR)) = ''), "
-        f"count({key}) - count(DISTINCT {key}) FROM _typed WHERE _bad IS NULL"
-    ).fetchone()
+    _, nulls, dupes = _key_problems(con, table.primary_key, "_typed WHERE _bad IS NULL")
     if dupes:
         # Only pay for the window when there are duplicates: keep the first, report the rest.
         typed = "_typed_keys"
@@ -184,7 +194,7 @@ def land(
     )
     loaded = con.execute(f"SELECT count(*) FROM {typed} WHERE _bad IS NULL").fetchone()[0]
     quarantined = _write_quarantine(
-        con, raw, ref, table.primary_key, data_columns, quarantine_path, typed
+        con, raw.quarantine, raw.file, ref, data_columns, quarantine_path, typed
     )
     types = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT {cols} FROM {typed}").fetchall()}
     con.execute("DROP TABLE IF EXISTS _typed_keys")
@@ -199,6 +209,83 @@ def land(
         columns=types,
         read_stats=raw.read_stats(),
     )
+
+
+def land_stream(
+    con: duckdb.DuckDBPyConnection,
+    stream: Stream,
+    ref: TableRef,
+    config_path: str,
+    out_path: Path,
+    quarantine_path: Path,
+) -> LandedTable | None:
+    """Land `stream` in one pass if nothing in it needs quarantine, else return None (nothing
+    landed; `land` the stream's `load()` instead).
+
+    The pass casts each text column to the type the reader's sniffer guessed, checking every
+    value as `target_types` would, and raises at the first value that does not fit (or does not
+    fit an override); the key is checked on the file written. That is one read of the source
+    instead of four (load, verify types, check keys, copy), without row numbers or a copy of
+    the rows in memory. A wrong guess costs the start of a pass, usually its first rows.
+    A file `as_landed` whose types stay is only read for its key, then copied.
+    """
+    table = ref.table
+    columns = list(stream.schema)
+    problems = column_problems(ref, config_path, columns)
+    if problems:
+        raise SourceError("\n".join(problems))
+    hints = stream.type_hints or {}
+    targets = {c: hint_type(hints[c]) for c in columns if stream.infer_types and c in hints}
+    targets |= {c: COLUMN_TYPES[o.type] for c, o in table.types.items()}
+    types = {c: targets.get(c, stream.schema[c]) for c in columns}
+    select = ", ".join(
+        f"{checked_cast(c, stream.schema[c], types[c], table.types.get(c))} AS {quote(c)}"
+        for c in columns
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    text_key = not types[table.primary_key].startswith(NOT_TEXT)
+    if stream.as_landed and types == stream.schema:
+        rows, empty, repeated = _key_problems(con, table.primary_key, stream.source, text_key)
+        if empty or repeated:
+            return None
+        shutil.copyfile(stream.as_landed, out_path)
+    else:
+        try:
+            con.execute(
+                f"COPY (SELECT {select} FROM {stream.source}) TO {sql_str(str(out_path))} "
+                "(FORMAT PARQUET)"
+            )
+        except duckdb.Error:
+            return None  # a value to quarantine, or an unreadable file: `land` says which
+        landed = f"read_parquet({sql_str(str(out_path))})"
+        rows, empty, repeated = _key_problems(con, table.primary_key, landed, text_key)
+        if empty or repeated:
+            return None
+    quarantined = _write_quarantine(
+        con, stream.rejects(), stream.file, ref, columns, quarantine_path
+    )
+    return LandedTable(
+        ref=ref,
+        path=out_path,
+        quarantine_path=quarantine_path,
+        rows_in=rows + quarantined,
+        rows_loaded=rows,
+        rows_quarantined=quarantined,
+        columns=types,
+    )
+
+
+def _key_problems(
+    con: duckdb.DuckDBPyConnection, key_column: str, rows: str, text: bool = True
+) -> tuple[int, int, int]:
+    """(rows, empty keys, repeated keys) in `rows` (a FROM clause); only a text key can be
+    blank."""
+    key = quote(key_column)
+    blank = f" OR trim(CAST({key} AS VARCHAR)) = ''" if text else ""
+    return con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {key} IS NULL{blank}), "
+        f"count({key}) - count(DISTINCT {key}) FROM {rows}"
+    ).fetchone()
 
 
 def column_problems(ref: TableRef, config_path: str, columns: list[str]) -> list[str]:
@@ -216,161 +303,49 @@ def column_problems(ref: TableRef, config_path: str, columns: list[str]) -> list
     ]
 
 
-def _target_types(
-    con: duckdb.DuckDBPyConnection,
-    relation: str,
-    schema: dict[str, str],
-    overrides: dict[str, ColumnType],
-    hints: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Target DuckDB type per column: the override, or the narrowest type all text fits.
-
-    Testing every type on every value is slow (a date test on 1M names costs ~1 s), so the
-    candidates are first narrowed: by the reader's hint where there is one, else on a sample.
-    Then the best candidate per column is verified on every value; a column whose candidate
-    fails somewhere goes on to the next one, and to text when none is left.
-    """
-    targets = {c: COLUMN_TYPES[o.type] for c, o in overrides.items()}
-    text_cols = [
-        c
-        for c, t in schema.items()
-        if t == "VARCHAR" and c not in targets and c not in INTERNAL_COLUMNS
-    ]
-    if not text_cols:
-        return targets
-    if hints is not None:
-        candidates = {c: _types_from(_hint_type(hints.get(c, "VARCHAR"))) for c in text_cols}
-    else:
-        sample = f"(SELECT * FROM {relation} LIMIT {INFERENCE_SAMPLE_ROWS})"
-        fits = _fitting_types(con, sample, {c: list(INFERENCE_ORDER) for c in text_cols})
-        candidates = {c: [t for t in INFERENCE_ORDER if t in fits[c]] for c in text_cols}
-    while pending := {c: types[:1] for c, types in candidates.items() if types}:
-        fits = _fitting_types(con, relation, pending)
-        for col, (type_name,) in pending.items():
-            if type_name in fits[col]:
-                targets[col] = type_name
-                del candidates[col]
-            else:
-                candidates[col].pop(0)
-    return targets
-
-
-def _hint_type(duckdb_type: str) -> str:
-    """A sniffed DuckDB type as one of the inference types (or VARCHAR)."""
-    t = duckdb_type.upper()
-    if t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"):
-        return "BIGINT"
-    if t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL"):
-        return "DOUBLE"
-    if t.startswith("TIMESTAMP"):
-        return "TIMESTAMP"
-    return t if t in INFERENCE_ORDER else "VARCHAR"
-
-
-def _types_from(first: str) -> list[str]:
-    """The inference types from `first` on (wider fallbacks if `first` fails), or none."""
-    order = list(INFERENCE_ORDER)
-    return order[order.index(first) :] if first in order else []
-
-
-def _fitting_types(
-    con: duckdb.DuckDBPyConnection, relation: str, candidates: dict[str, list[str]]
-) -> dict[str, set[str]]:
-    """For each column, the candidate types that every non-null value in `relation` fits."""
-    checks = []
-    for col, types in candidates.items():
-        q = quote(col)
-        checks.append(f"count({q})")
-        # Leading zeros and '+' mark codes (zip, phone), not numbers.
-        checks.append(f"bool_or(regexp_matches({q}, '^\\s*(\\+|0[0-9])'))")
-        checks += [
-            f"count(*) FILTER (WHERE {q} IS NOT NULL AND {INFERENCE_ORDER[t].format(q=q)})"
-            for t in types
-        ]
-    row = iter(con.execute(f"SELECT {', '.join(checks)} FROM {relation}").fetchone())
-    result: dict[str, set[str]] = {}
-    for col, types in candidates.items():
-        non_null, looks_like_code = next(row), next(row)
-        counts = [next(row) for _ in types]
-        result[col] = {
-            t
-            for t, n in zip(types, counts, strict=True)
-            if non_null and n == non_null and not (looks_like_code and t in ("BIGINT", "DOUBLE"))
-        }
-    return result
-
-
-def _cast_expr(
-    col: str, current: str, target: str | None, override: ColumnType | None
-) -> tuple[str, str | None]:
-    """The select expression for a column and, for overrides, an expression that names a
-    failure (NULL when the value fits)."""
-    q = quote(col)
-    if target is None or target == current:
-        return q, None
-    if override and override.format and target in ("DATE", "TIMESTAMP"):
-        cast = f"CAST(try_strptime(CAST({q} AS VARCHAR), {sql_str(override.format)}) AS {target})"
-        expected = f"a {override.type} in the format {override.format}"
-    elif target == "TIMESTAMP" and current == "VARCHAR":
-        # Text with a UTC offset ('...T10:00+02:00') is converted to UTC, not cut off.
-        cast = f"CAST(TRY_CAST({q} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
-        expected = f"a valid {override.type}" if override else target
-    else:
-        cast = f"TRY_CAST({q} AS {target})"
-        expected = f"a valid {override.type}" if override else target
-    if override is None:
-        return cast, None  # inferred from all values: every value fits
-    failed = (
-        f"CASE WHEN {q} IS NOT NULL AND {cast} IS NULL THEN "
-        f"'column {_sql_literal_text(col)}: ' || CAST({q} AS VARCHAR) || ' is not "
-        f"{_sql_literal_text(expected)}' END"
-    )
-    return cast, failed
-
-
 def _json_record(columns: list[str]) -> str:
     struct = "{" + ", ".join(f"{sql_str(c)}: {quote(c)}" for c in columns) + "}"
     return f"CAST(to_json({struct}) AS VARCHAR)"
 
 
-def _sql_literal_text(text: str) -> str:
-    return text.replace("'", "''")
-
-
 def _write_quarantine(
     con: duckdb.DuckDBPyConnection,
-    raw: RawRead,
+    rejects: list[dict[str, Any]],
+    file: str,
     ref: TableRef,
-    primary_key: str,
     data_columns: list[str],
     path: Path,
-    typed: str = "_typed",
+    typed: str | None = None,
 ) -> int:
-    """Read-time rejects plus rows that failed typing or key checks, one row per record."""
+    """Read-time rejects plus rows of `typed` that failed typing or key checks, one row per
+    record."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _quarantine ("
         + ", ".join(f"{quote(c)} {t}" for c, t in QUARANTINE_COLUMNS.items())
         + ")"
     )
-    if raw.quarantine:
+    if rejects:
         rows = [
             (
                 ref.source.name,
                 ref.table.name,
-                q.get("file", raw.file),
+                q.get("file", file),
                 q.get("row"),
                 q.get("column"),
                 q["reason"],
                 q.get("raw"),
             )
-            for q in raw.quarantine
+            for q in rejects
         ]
         con.executemany("INSERT INTO _quarantine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    con.execute(
-        f"INSERT INTO _quarantine SELECT {sql_str(ref.source.name)}, {sql_str(ref.table.name)}, "
-        f"_file, _row, coalesce(_bad_col, {sql_str(primary_key)}), _bad, "
-        f"coalesce(_raw_json, {_json_record(data_columns)}) FROM {typed} WHERE _bad IS NOT NULL"
-    )
+    if typed:
+        con.execute(
+            f"INSERT INTO _quarantine SELECT {sql_str(ref.source.name)}, "
+            f"{sql_str(ref.table.name)}, _file, _row, "
+            f"coalesce(_bad_col, {sql_str(ref.table.primary_key)}), _bad, "
+            f"coalesce(_raw_json, {_json_record(data_columns)}) FROM {typed} "
+            "WHERE _bad IS NOT NULL"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(
         f"COPY (SELECT * FROM _quarantine ORDER BY file, row) TO {sql_str(str(path))} "

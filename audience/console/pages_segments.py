@@ -37,6 +37,7 @@ from audience.api.routes import lists
 from audience.api.server import RunView, Server
 from audience.console.access import page_user, require_page_role, server_of
 from audience.console.cache import run_cached
+from audience.console.engines import run_engine
 from audience.console.pages import render
 from audience.engine import Engine, EngineError
 from audience.expr.nodes import Call, Field, Literal, Node, Op, parse_date, parse_timestamp
@@ -368,8 +369,10 @@ def _rows(field: list[str], op: list[str], value: list[str]) -> list[tuple[str, 
 
 
 def count_condition(server: Server, db: lists.RunDatabase, condition: str) -> int:
-    with open_builder(server, db) as builder:
-        return builder.count(condition)
+    """The live count, on the console's engine over the run (`engines.run_engine`): opening
+    a builder on a new engine read the schemas of a dozen tables first (~240 ms at 1M)."""
+    with run_engine(server.project, db.run) as engine:
+        return open_segments(server.project, engine, db.run, db.as_of).count(condition)
 
 
 def _builder_form(

@@ -196,9 +196,10 @@ def home(request: Request, user: Principal = Depends(page_user)) -> HTMLResponse
         "refresh": server.runs.status(),
         "can_run": ROLES.index(user.role) >= ROLES.index("contributor"),
     }
-    view = _view(server)
-    if view is not None and view.serving.available:
-        search.build_soon(server, view)  # the first page after signing in: ready to search
+    if current is not None and not search.search_path(current).exists():
+        view = _view(server)  # the first page after signing in: make it ready to search
+        if view is not None and view.serving.available:
+            search.build_soon(server, view)
     return render(request, "home.html", context)
 
 

@@ -263,7 +263,8 @@ def profile(
             out = []
             for ref in refs:
                 landed = ingest_table(con, project, ref, scratch)
-                prof = profile_table(eng.read(landed.path), ref.id).to_pylist()
+                table = eng.read(landed.path)
+                prof = profile_table(table, ref.id, unique=[ref.table.primary_key]).to_pylist()
                 out.append((landed, prof))
             con.close()
     except USER_ERRORS as e:

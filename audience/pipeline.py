@@ -89,7 +89,8 @@ def profile_stage(ctx: Context, result: StageResult) -> None:
     profiles = []
     for ref in ctx.tables:
         table = ctx.engine.read(ctx.out(ctx.run.tables[ref.id]))
-        profiles.append(profile_table(table, ref.id))
+        # Landing quarantined empty and repeated keys: the key left holds each value once.
+        profiles.append(profile_table(table, ref.id, unique=[ref.table.primary_key]))
         ctx.reporter.step_done("profile", ref.label)
     combined = pa.concat_tables(profiles) if profiles else PROFILE_SCHEMA.empty_table()
     ctx.engine.write_arrow(combined, ctx.out("tables/SourceProfile.parquet"))

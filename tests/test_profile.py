@@ -56,3 +56,25 @@ def test_profile_values(tmp_path):
     assert prof["vip"]["histogram"] is None
     assert json.loads(prof["vip"]["top_values"]) == [["true", 3], ["false", 1]]
     assert prof["id"]["type"] == "int64" and prof["id"]["distinct"] == 5
+
+
+def test_top_values_ties_in_value_order_and_unique_columns_alike(tmp_path):
+    table = pa.table(
+        {
+            "id": [12, 3, 100, 7, 25, 9, 1, 40, 2, 11, 5, 60],
+            "n": [10, 9, 10, 9, 2, 2, 2, 1, 1, 1, 1, None],
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet")
+    project = make_project(tmp_path, [])
+    with Engine.connect(project) as engine:
+        t = engine.read(tmp_path / "t.parquet")
+        plain = profile_table(t, "t").to_pylist()
+        keyed = profile_table(t, "t", unique=["id"]).to_pylist()
+    assert plain == keyed  # a column known to be unique gives what grouping it gives
+    prof = {p["column"]: p for p in plain}
+    # Equal counts are ranked by value as it is (numbers as numbers: 2 before 10).
+    assert json.loads(prof["n"]["top_values"]) == [["1", 4], ["2", 3], ["9", 2], ["10", 2]]
+    top_ids = json.loads(prof["id"]["top_values"])
+    assert [v for v, _ in top_ids] == ["1", "2", "3", "5", "7", "9", "11", "12", "25", "40"]
+    assert (prof["id"]["distinct"], prof["n"]["distinct"], prof["n"]["nulls"]) == (12, 4, 1)

@@ -210,6 +210,21 @@ def read_parquet(
     )
 
 
+def describe_parquet(ref: TableRef, project: Project, config_path: str) -> list[str]:
+    path = resolve_file(project, ref, config_path, must_be_file=False)
+    con = duckdb.connect()
+    try:
+        pattern = sql_str(_parquet_pattern(path))
+        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({pattern})").fetchall()
+    except duckdb.Error as e:
+        raise SourceError(
+            f"{config_path}.path: cannot read Parquet {ref.table.path}: {e}"
+        ) from None
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
 # Row groups are the unit the engines read in parallel: DuckDB writes 122,880 rows to one. A
 # file of bigger ones would be read by fewer threads in every later stage, one of many tiny
 # ones with more overhead; both are landed anew.

@@ -170,7 +170,7 @@ def test_text_search_finds_what_a_test_per_field_finds(demo):
     customers with the text in one of the fields, and never across two of them."""
     import duckdb
 
-    from audience.console.search import SEARCH_FIELDS
+    from audience.console.search import SEARCH_FIELDS, search_path
 
     client = signed_in(demo)
     profile = demo["run"].table_path("CustomerProfile")
@@ -178,7 +178,8 @@ def test_text_search_finds_what_a_test_per_field_finds(demo):
     columns = [d[0] for d in con.execute(f"DESCRIBE SELECT * FROM '{profile}'").fetchall()]
     fields = [c for c in SEARCH_FIELDS if c in columns]
     last = demo["customer"]["profile"]["LastName"]
-    for q in (last[1:].upper(), "an", demo["customer"]["profile"]["City"]):
+    part_of_an_id = demo["customer"]["CustomerId"][9:13]  # CustomerIds are searched too
+    for q in (last[1:].upper(), "an", demo["customer"]["profile"]["City"], part_of_an_id, "ad"):
         test = " OR ".join(f"contains(lower({c}), ?)" for c in fields)
         expected = con.execute(
             f"SELECT CustomerId FROM '{profile}' WHERE {test} ORDER BY CustomerId",
@@ -192,7 +193,7 @@ def test_text_search_finds_what_a_test_per_field_finds(demo):
     first = demo["customer"]["profile"]["FirstName"]
     across = f"{first}\x1f{last}"  # the separator between fields never matches
     assert "No customer matches" in client.get("/customers", params={"q": across}).text
-    assert demo["run"].path.joinpath("console", "search.parquet").exists()
+    assert search_path(demo["run"]).exists()
 
 
 def test_card_shows_measures_segments_and_timeline_filter(demo):

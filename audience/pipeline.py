@@ -110,7 +110,7 @@ def unify_stage(ctx: Context, result: StageResult) -> None:
     outcome = unify(ctx.engine, ctx.project, landed, previous)
     for name, table in outcome.tables.items():
         relative = f"tables/{name}.parquet"
-        ctx.engine.write(table, ctx.out(relative))
+        ctx.engine.write(table, ctx.out(relative), outcome.row_group_rows.get(name))
         ctx.run.add_table(name, relative)
         ctx.reporter.step_done("unify", name)
     result.rows["CustomerProfile"] = outcome.statistics["customers"]

@@ -31,11 +31,17 @@ class UnifyError(Exception):
     pass
 
 
+# Tables written sorted for look-ups of one key, in row groups this small: a look-up decodes
+# a whole row group (122,880 rows of MatchRecords is ~30 MB), 16k rows a few MB.
+LOOKUP_ROW_GROUP_ROWS = 16_384
+
+
 @dataclass
 class UnifyResult:
     tables: dict[str, ibis.Table]  # output name -> table to write
     statistics: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    row_group_rows: dict[str, int] = field(default_factory=dict)  # output name -> rows
 
 
 def read_custom_pairs(project: Project, path: str | None, what: str) -> list[tuple[str, str]]:
@@ -148,17 +154,22 @@ def unify(
         customer_ids.assign_customer_ids(engine, members.select("cluster", "_rid"), previous),
         "ids",
     )
-    # AlternateKey sorted by customer and MatchRecords by record: a look-up of one customer's
-    # keys or records (explain, the console's rule preview) then reads one Parquet row group,
-    # which the min/max statistics pick, instead of scanning the table.
+    # AlternateKey sorted by customer, MatchRecords by record and the pairs by their first
+    # record: a look-up of one customer's keys, records or links (explain) then reads one
+    # small row group, which the min/max statistics pick, instead of scanning the table.
     tables = {
         "CustomerProfile": merge.build_profile(prepared, members, ids, config.merge),
         "AlternateKey": merge.alternate_keys(prepared, members, ids).order_by(
             "CustomerId", "Identifier"
         ),
-        "ConflationMatchPair": _readable_pairs(records, pairs),
+        "ConflationMatchPair": _readable_pairs(records, pairs).order_by(
+            "LeftIdentifier", "RightIdentifier"
+        ),
         "MatchRecords": records.order_by("_rid"),
     }
+    lookups = dict.fromkeys(
+        ("AlternateKey", "ConflationMatchPair", "MatchRecords"), LOOKUP_ROW_GROUP_ROWS
+    )
     for info in prepared.tables:
         name = f"Deduplication_{info.ref.id}"
         part = members.filter(members._t == info.index)
@@ -180,7 +191,7 @@ def unify(
         {"size": g.size, "links": g.links[:200], "cut": g.cut[:200]} for g in clusters.giants
     ]
     tables["UnifyStatistics"] = engine.register_arrow(_stats_table(statistics), "stats")
-    return UnifyResult(tables, statistics, warnings)
+    return UnifyResult(tables, statistics, warnings, lookups)
 
 
 def _conflict_checks(prepared: Any, config: UnifyConfig) -> list[clustering.ConflictCheck]:

@@ -480,7 +480,11 @@ def test_explain_from_the_serving_store_equals_explain_from_the_tables(demo):
         assert with_store.customer_id == customer["CustomerId"] and with_store.links
     # Look-ups of one customer read few row groups because the run writes these sorted.
     con = duckdb.connect()
-    for table, key in (("AlternateKey", "CustomerId"), ("MatchRecords", "_rid")):
+    for table, key in (
+        ("AlternateKey", "CustomerId"),
+        ("MatchRecords", "_rid"),
+        ("ConflationMatchPair", "LeftIdentifier"),
+    ):
         values = [r[0] for r in con.execute(f"SELECT {key} FROM '{tables[table]}'").fetchall()]
         assert values == sorted(values), table
 

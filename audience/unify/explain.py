@@ -140,12 +140,13 @@ def explain(
         previous = (profile[0].get("PreviousCustomerId") or "") if profile else ""
     records = _each(con, tables["MatchRecords"], "_rid", identifiers)
     by_rid = {r["_rid"]: r for r in records}
-    listed = ", ".join(_literal(i) for i in sorted(by_rid)) or "NULL"
-    pairs = _read(
-        con,
-        tables["ConflationMatchPair"],
-        f"LeftIdentifier IN ({listed}) AND RightIdentifier IN ({listed})",
-    )
+    # Links between two of the records, by their first record (the pairs are written sorted
+    # by it): one small look-up per record.
+    pairs = [
+        p
+        for p in _each(con, tables["ConflationMatchPair"], "LeftIdentifier", list(by_rid))
+        if p["RightIdentifier"] in by_rid
+    ]
     columns = normalized_fields(config)
     links = []
     for pair in sorted(pairs, key=lambda p: (p["LeftIdentifier"], p["RightIdentifier"])):

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from audience import expr, project_edit
-from audience.analytics.overlap import differences, member_flags, segment_flags
+from audience.analytics.overlap import customer_tables, differences, member_flags, segment_flags
 from audience.analytics.overlap import sizes as sizes_of
 from audience.analytics.paths import AnalyticsError
 from audience.analytics.segments import SegmentBuilder
@@ -252,7 +252,7 @@ def overlap_differences(
 
     def compute() -> list[dict[str, Any]]:
         with open_builder(server, db) as builder:
-            return differences(builder.base, segment_flags(builder, a, b))
+            return differences(customer_tables(builder), segment_flags(builder, a, b))
 
     context: dict[str, Any] = {"a": a, "b": b, "differences": None, "error": None}
     try:

@@ -17,6 +17,7 @@ import itertools
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ class Engine:
         self.scratch = scratch
         self._spark = spark
         self._counter = itertools.count()
+        self._lookups: dict[str, ibis.Table] = {}
 
     # -- connecting ---------------------------------------------------------------------
     @classmethod
@@ -231,6 +233,12 @@ class Engine:
         path = self.scratch / f"arrow{self._name(name)}.parquet"
         self.write_arrow(table, path)
         return self.read(path)
+
+    def lookup_table(self, name: str, build: Callable[[], pa.Table]) -> ibis.Table:
+        """A fixed lookup list (such as nickname pairs) registered once per engine."""
+        if name not in self._lookups:
+            self._lookups[name] = self.register_arrow(build(), name)
+        return self._lookups[name]
 
     def jaro_winkler(self, a: ibis.Value, b: ibis.Value) -> ibis.Value:
         """Jaro-Winkler similarity of two strings (0 when either is missing or empty).

@@ -58,8 +58,11 @@ class Condition(Strict):
     precision: Literal["exact", "high", "medium", "low"] | float = Field(
         "exact", description="exact, high (0.8), medium (0.6), low (0.3), or a number 0-1."
     )
-    method: Literal["edit", "jaro_winkler"] = Field(
-        "edit", description="Fuzzy score: (len - edit distance) / len, or Jaro-Winkler."
+    method: Literal["edit", "jaro_winkler", "name", "date"] = Field(
+        "edit",
+        description="Fuzzy score: edit = (len - edit distance) / len; jaro_winkler; name = "
+        "Jaro-Winkler, 1.0 for nicknames of each other (Jack/John); date = 1.0 equal, 0.9 day "
+        "and month swapped, 0.8 one of year, month, day different.",
     )
 
     _field = field_validator("field")(_check_semantic)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 
 import ibis
+import pyarrow as pa
 from ibis import _
 
 from audience.engine import Engine
 from audience.unify.config import Condition, Rule, UnifyConfig
+from audience.unify.normalize_names import given_name_pairs
 from audience.unify.prepare import Prepared
 
 log = logging.getLogger(__name__)
@@ -64,27 +66,32 @@ def rule_pairs(
     pairs = left.join(right, predicates)
     if left_t == right_t:
         pairs = pairs.filter(_.a > _.b)
-    scores: dict[str, ibis.Value] = {}
-    for condition in conditions:
+    scores: dict[str, str] = {}  # field -> the column of pairs holding its score
+    for i, condition in enumerate(conditions):
         col = prepared.condition_column(condition)
         if condition.is_exact:
-            scores[condition.field] = ibis.literal(1.0)
+            scores[condition.field] = ""
             continue
-        score = similarity(engine, pairs[f"l_{col}"], pairs[f"r_{col}"], condition.method)
-        pairs = pairs.filter(score >= condition.threshold)
-        scores[condition.field] = score
-    for exception in exceptions:
+        pairs = with_similarity(engine, pairs, col, condition.method, f"_s{i}")
+        pairs = pairs.filter(pairs[f"_s{i}"] >= condition.threshold)
+        scores[condition.field] = f"_s{i}"
+    for i, exception in enumerate(exceptions):
         # Never match when both records have the field and it differs (below the precision).
         col = prepared.condition_column(exception)
         lv, rv = pairs[f"l_{col}"], pairs[f"r_{col}"]
         if exception.is_exact:
             differs = lv != rv
         else:
-            differs = similarity(engine, lv, rv, exception.method) < exception.threshold
+            pairs = with_similarity(engine, pairs, col, exception.method, f"_x{i}")
+            lv, rv = pairs[f"l_{col}"], pairs[f"r_{col}"]
+            differs = pairs[f"_x{i}"] < exception.threshold
         pairs = pairs.filter(~(lv.notnull() & rv.notnull() & differs))
+    score_values = {
+        f: ibis.literal(1.0) if not column else pairs[column] for f, column in scores.items()
+    }
     # Each rule is materialised on its own: one query with every rule's joins at once held
     # all their hash tables together and ran out of a 1.2 GB DuckDB memory budget.
-    return engine.checkpoint(_pair_columns(pairs, kind, rule.name, rank, scores), "rule")
+    return engine.checkpoint(_pair_columns(pairs, kind, rule.name, rank, score_values), "rule")
 
 
 def _pair_columns(
@@ -108,12 +115,53 @@ def _lowest(scores: list[ibis.Value]) -> ibis.Value:
     return (ibis.least(*scores) if len(scores) > 1 else scores[0]).cast("float64")
 
 
+def with_similarity(
+    engine: Engine, pairs: ibis.Table, column: str, method: str, name: str
+) -> ibis.Table:
+    """`pairs` with a column `name`: the score of l_<column> and r_<column> by `method`,
+    computed in the engine (the same numbers as :func:`normalize.similarity`)."""
+    a, b = pairs[f"l_{column}"], pairs[f"r_{column}"]
+    if method == "name":
+        # Nicknames of each other score 1.0: a left join on the (small) list of such pairs.
+        known = _given_name_pairs(engine)
+        keyed = pairs.mutate(_lo=ibis.least(a, b), _hi=ibis.greatest(a, b))
+        joined = keyed.left_join(known, [keyed._lo == known.name_a, keyed._hi == known.name_b])
+        listed = joined.name_a.notnull() | (joined[f"l_{column}"] == joined[f"r_{column}"])
+        score = ibis.ifelse(listed, 1.0, engine.jaro_winkler(a, b))
+        return joined.select(*pairs.columns, **{name: score})
+    return pairs.mutate(**{name: similarity(engine, a, b, method)})
+
+
 def similarity(engine: Engine, a: ibis.Value, b: ibis.Value, method: str) -> ibis.Value:
-    """The condition score of two normalised values, computed in the engine."""
+    """The score of two normalised values by a method that needs no lookup table."""
     if method == "jaro_winkler":
         return engine.jaro_winkler(a, b)
+    if method == "date":
+        return _date_similarity(a, b)
     longest = ibis.greatest(a.length(), b.length()).cast("float64")
     return (longest - a.levenshtein(b).cast("float64")) / longest
+
+
+def _date_similarity(a: ibis.Value, b: ibis.Value) -> ibis.Value:
+    """YYYY-MM-DD texts: 1.0 equal, 0.9 day and month swapped, 0.8 one part different."""
+    (ya, ma, da), (yb, mb, db) = ([v.substr(0, 4), v.substr(5, 2), v.substr(8, 2)] for v in (a, b))
+    shaped = (a.length() == 10) & (b.length() == 10)
+    same_parts = (ya == yb).cast("int32") + (ma == mb).cast("int32") + (da == db).cast("int32")
+    swapped = shaped & (ya == yb) & (ma == db) & (da == mb)
+    score = ibis.ifelse(
+        a == b, 1.0, ibis.ifelse(swapped, 0.9, ibis.ifelse(shaped & (same_parts == 2), 0.8, 0.0))
+    )
+    return score.fill_null(0.0)
+
+
+def _given_name_pairs(engine: Engine) -> ibis.Table:
+    """The nickname pairs (name_a < name_b) as an engine table."""
+
+    def build() -> pa.Table:
+        pairs = sorted(given_name_pairs())
+        return pa.table({"name_a": [p[0] for p in pairs], "name_b": [p[1] for p in pairs]})
+
+    return engine.lookup_table("given_names", build)
 
 
 def _scores_json(scores: dict[str, ibis.Value]) -> ibis.Value:
@@ -181,8 +229,6 @@ def key_pairs(
     engine: Engine, prepared: Prepared, pairs: list[tuple[str, str]], name: str
 ) -> ibis.Table:
     """Custom-match pairs given as record ids ('source|table|key') as (a, b) record numbers."""
-    import pyarrow as pa
-
     table = engine.register_arrow(
         pa.table(
             {"rid1": [p[0] for p in pairs], "rid2": [p[1] for p in pairs]},

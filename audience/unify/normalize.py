@@ -34,12 +34,13 @@ from cleanco import prepare_default_terms
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
 from audience.unify.normalize_address import normalize_address
-from audience.unify.normalize_names import normalize_first_name, normalize_name
+from audience.unify.normalize_names import normalize_first_name, normalize_name, same_given_name
 from audience.unify.normalize_phone import normalize_phone
 from audience.unify.normalize_text import lower, numerals, symbols, to_ascii, whitespace
 
 __all__ = [
     "PRECISION",
+    "SIMILARITY_METHODS",
     "STEPS",
     "STEP_FUNCTIONS",
     "build_aliases",
@@ -301,12 +302,18 @@ def build_aliases(
 # --- similarity -------------------------------------------------------------------------
 
 
+SIMILARITY_METHODS = ("edit", "jaro_winkler", "name", "date")
+
+
 def similarity(a: str | None, b: str | None, method: str = "edit") -> float:
     """Similarity of two (normalised) values in [0, 1]; 0.0 when either is None or empty.
 
     ``edit`` is the modelled system's score: (len - Levenshtein distance) / len, with len
     the length of the longer string ("Jon"/"John" -> 0.75). ``jaro_winkler`` is rapidfuzz's
-    Jaro-Winkler similarity (prefix weight 0.1).
+    Jaro-Winkler similarity (prefix weight 0.1). ``name`` is Jaro-Winkler, but 1.0 for
+    given names listed as nicknames of each other ("jack"/"john", "tina"/"christina").
+    ``date`` compares YYYY-MM-DD dates: 1.0 equal, 0.9 day and month swapped, 0.8 one of
+    year, month or day different (a slip in one part), else 0.0.
     """
     if not a or not b:
         return 0.0
@@ -315,4 +322,20 @@ def similarity(a: str | None, b: str | None, method: str = "edit") -> float:
         return (longest - Levenshtein.distance(a, b)) / longest
     if method == "jaro_winkler":
         return JaroWinkler.similarity(a, b)
-    raise ValueError(f"unknown similarity method {method!r}; valid: 'edit', 'jaro_winkler'")
+    if method == "name":
+        return 1.0 if same_given_name(a, b) else JaroWinkler.similarity(a, b)
+    if method == "date":
+        return _date_similarity(a, b)
+    valid = ", ".join(repr(m) for m in SIMILARITY_METHODS)
+    raise ValueError(f"unknown similarity method {method!r}; valid: {valid}")
+
+
+def _date_similarity(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    x, y = a.split("-"), b.split("-")
+    if len(a) != 10 or len(b) != 10 or len(x) != 3 or len(y) != 3:
+        return 0.0
+    if x[0] == y[0] and x[1] == y[2] and x[2] == y[1]:
+        return 0.9
+    return 0.8 if sum(p == q for p, q in zip(x, y, strict=True)) == 2 else 0.0

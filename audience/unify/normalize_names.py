@@ -16,7 +16,7 @@ from nicknames import NickNamer
 from unidecode import unidecode
 
 __all__ = ["PREFERRED_FORMAL", "STANDALONE_NAMES", "canonical_given_name"]
-__all__ += ["normalize_first_name", "normalize_name"]
+__all__ += ["normalize_first_name", "normalize_name", "same_given_name", "given_name_pairs"]
 
 # Well-known nicknames, most of them listed under several formal names in the data
 # (Bob: Robert, Bert, Bobby) or not spelled like their formal name (Bill, Peggy, Dick).
@@ -32,8 +32,7 @@ PREFERRED_FORMAL: dict[str, str] = {
     "jim": "james", "jimmy": "james", "tom": "thomas", "tommy": "thomas",
     "dick": "richard", "rick": "richard", "ricky": "richard", "rich": "richard",
     "richie": "richard", "peggy": "margaret", "maggie": "margaret", "meg": "margaret",
-    "sue": "susan", "susie": "susan", "suzy": "susan", "chris": "christopher",
-    "alex": "alexander", "sam": "samuel", "johnny": "john", "joe": "joseph",
+    "sue": "susan", "susie": "susan", "suzy": "susan", "johnny": "john", "joe": "joseph",
     "joey": "joseph", "dan": "daniel", "danny": "daniel", "dave": "david", "davey": "david",
     "steve": "steven", "stevie": "steven", "tony": "anthony", "andy": "andrew",
     "nick": "nicholas", "nicky": "nicholas", "matt": "matthew", "ed": "edward",
@@ -52,6 +51,10 @@ PREFERRED_FORMAL: dict[str, str] = {
     "lenny": "leonard", "stan": "stanley", "phil": "philip", "kim": "kimberly",
     "ginny": "virginia", "manny": "manuel",
 }  # fmt: skip
+
+# Nicknames of a man's and a woman's name alike (Sam: Samuel or Samantha, Chris: Christopher
+# or Christina, Alex: Alexander or Alexandra) keep their own form: no single formal name is
+# right, and the "name" comparison (:func:`same_given_name`) links them to each.
 
 # Names the data lists as nicknames (Jack of Jackson, Evan of Evangeline) that are given
 # names in their own right: they always map to themselves.
@@ -296,3 +299,30 @@ def split_full_name(value: str) -> tuple[str | None, str | None]:
     while surname_start > 1 and keys[surname_start - 1].key in prefixes:
         surname_start -= 1
     return raw[0], " ".join(raw[surname_start:])
+
+
+# --- given-name equivalence -----------------------------------------------------------
+
+
+@cache
+def given_name_pairs() -> frozenset[tuple[str, str]]:
+    """Pairs (a, b), a < b, of lower-case given names that may name the same person: one is
+    listed as a nickname of the other ("jack", "john"; "christina", "tina"; "sam",
+    "samantha"), in the ``nicknames`` data or :data:`PREFERRED_FORMAL`. Each pair is listed
+    as written and as :func:`canonical_given_name` normalises both sides, so it applies to
+    values compared with or without the ``first_name`` step."""
+    links = {(nick, formal) for nick, formals in _nicknamer().canonical_lookup.items()
+             for formal in formals}  # fmt: skip
+    links |= set(PREFERRED_FORMAL.items())
+    pairs: set[tuple[str, str]] = set()
+    for nick, formal in links:
+        for a, b in ((nick, formal), (canonical_given_name(nick), canonical_given_name(formal))):
+            if a != b:
+                pairs.add((min(a, b), max(a, b)))
+    return frozenset(pairs)
+
+
+def same_given_name(a: str, b: str) -> bool:
+    """Whether two lower-case given names may name the same person (see
+    :func:`given_name_pairs`); equal names do."""
+    return a == b or (min(a, b), max(a, b)) in given_name_pairs()

@@ -48,36 +48,41 @@ unify:
             - name: email
               conditions:
                 - {{field: Identity.Email}}
-                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
             - name: phone
               conditions:
                 - {{field: Identity.Phone}}
-                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
             - name: email_and_last_name
               conditions: [{{field: Identity.Email}}, {{field: Person.LastName}}]
+            - name: phone_last_name_birth_date
+              conditions:
+                - {{field: Identity.Phone}}
+                - {{field: Person.LastName}}
+                - {{field: Person.BirthDate, method: date, precision: 0.8}}
             - name: name_and_birth_date
               conditions:
                 - {{field: Person.BirthDate}}
                 - {{field: Person.LastName}}
-                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
             - name: name_and_postcode
               conditions:
                 - {{field: Location.PostalCode}}
                 - {{field: Person.LastName}}
-                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
             - name: name_and_address
               conditions:
                 - {{field: Location.Address}}
                 - {{field: Person.LastName, method: jaro_winkler, precision: 0.85}}
-                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
             - name: first_name_birth_date_postcode
               conditions:
                 - {{field: Person.BirthDate}}
                 - {{field: Location.PostalCode}}
-                - {{field: Person.FirstName, method: jaro_winkler, precision: 0.85}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
         exceptions: &exceptions
-            # Birth dates that differ in more than a typo (edit score below 0.8) never match.
-            - {{field: Person.BirthDate, precision: 0.8}}
+            # Birth dates that differ in more than one part (a slip of year, month or day) never match.
+            - {{field: Person.BirthDate, method: date, precision: 0.8}}
     - table: shop.accounts
       fields: {{full_name: Person.FullName, email_address: Identity.Email, mobile: Identity.Phone,
                address_line: Location.Address, postcode: Location.PostalCode,

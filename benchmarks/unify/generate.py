@@ -118,15 +118,23 @@ def emails(rng: np.random.Generator, first: np.ndarray, last: np.ndarray, taken:
         sel = form == k
         out[sel] = make(f[sel], s[sel], i[sel], n[sel])
     out = out + "@" + DOMAINS[rng.integers(0, len(DOMAINS), len(f))]
-    dup = pd.Series(out).duplicated().to_numpy() | contains(taken, out).astype(bool)
-    taken.update(out[~dup])
+    # Gmail ignores dots in user names: f.s@ and fs@ are one mailbox, so one person's.
+    keys = np.array([mailbox(e) for e in out], dtype=OBJ)
+    dup = pd.Series(keys).duplicated().to_numpy() | contains(taken, keys).astype(bool)
+    taken.update(keys[~dup])
     for k in np.flatnonzero(dup):  # a collision gets a number, as a provider would insist
         e = out[k]
-        while e in taken:
+        while mailbox(e) in taken:
             e = e.replace("@", NUM[rng.integers(100, 10000)] + "@")
-        taken.add(e)
+        taken.add(mailbox(e))
         out[k] = e
     return out
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address delivers to: Gmail drops the dots of the user name."""
+    user, _, domain = email.partition("@")
+    return user.replace(".", "") + "@" + domain if domain == "gmail.com" else email
 
 
 def phones(rng: np.random.Generator, city: np.ndarray) -> np.ndarray:

@@ -65,20 +65,15 @@ unify:
                 - {{field: Person.BirthDate}}
                 - {{field: Person.LastName}}
                 - {{field: Person.FirstName, method: name, precision: 0.85}}
-            - name: name_and_postcode
+            - name: first_name_birth_date_postcode
               conditions:
+                - {{field: Person.BirthDate}}
                 - {{field: Location.PostalCode}}
-                - {{field: Person.LastName}}
                 - {{field: Person.FirstName, method: name, precision: 0.85}}
             - name: name_and_address
               conditions:
                 - {{field: Location.Address}}
                 - {{field: Person.LastName, method: jaro_winkler, precision: 0.85}}
-                - {{field: Person.FirstName, method: name, precision: 0.85}}
-            - name: first_name_birth_date_postcode
-              conditions:
-                - {{field: Person.BirthDate}}
-                - {{field: Location.PostalCode}}
                 - {{field: Person.FirstName, method: name, precision: 0.85}}
         exceptions: &exceptions
             # Birth dates that differ in more than one part (a slip of year, month or day) never match.

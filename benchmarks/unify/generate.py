@@ -177,7 +177,10 @@ def persons(rng: np.random.Generator, p: int) -> dict[str, np.ndarray]:
     ps["male"][member] = np.where(rank == 1, ~ps["male"][head], ps["male"][member])
     near, kid_age = rng.integers(-2200, 2200, len(member)), rng.integers(7000, 14000, len(member))
     dob = np.where(rank == 1, ps["dob"][head] + near, ps["dob"][member])
-    dob = np.clip(np.where(rank >= 2, ps["dob"][head] + kid_age, dob), 0, 24000)
+    # Folded back at the ends of the range, not clipped: clipping gave thousands of children
+    # of young parents one birth date (the last day), a spike no real data set has.
+    dob = np.abs(np.where(rank >= 2, ps["dob"][head] + kid_age, dob))
+    dob = np.where(dob > 24000, 48000 - dob, dob)
     twins = (rank == 3) & (rng.random(len(member)) < TWINS)
     ps["dob"][member] = np.where(twins, np.roll(dob, 1), dob)
     half = len(names.FEMALE)

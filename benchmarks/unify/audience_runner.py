@@ -76,7 +76,7 @@ unify:
                 - {{field: Person.LastName, method: jaro_winkler, precision: 0.85}}
                 - {{field: Person.FirstName, method: name, precision: 0.85}}
         exceptions: &exceptions
-            # Birth dates that differ in more than one part (a slip of year, month or day) never match.
+            # Birth dates that differ in more than one part (year, month, day) never match.
             - {{field: Person.BirthDate, method: date, precision: 0.8}}
     - table: shop.accounts
       fields: {{full_name: Person.FullName, email_address: Identity.Email, mobile: Identity.Phone,

@@ -75,6 +75,16 @@ unify:
                 - {{field: Location.Address}}
                 - {{field: Person.LastName, method: jaro_winkler, precision: 0.85}}
                 - {{field: Person.FirstName, method: name, precision: 0.85}}
+            - name: first_name_and_address
+              conditions:
+                - {{field: Location.Address}}
+                - {{field: Location.PostalCode}}
+                - {{field: Person.FirstName, method: name, precision: 0.85}}
+            - name: phone_address_last_name
+              conditions:
+                - {{field: Identity.Phone}}
+                - {{field: Location.Address}}
+                - {{field: Person.LastName}}
         exceptions: &exceptions
             # Birth dates that differ in more than one part (year, month, day) never match.
             - {{field: Person.BirthDate, method: date, precision: 0.8}}

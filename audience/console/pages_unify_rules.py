@@ -62,7 +62,7 @@ PREVIEW_LIMIT = 20
 MAX_CONDITIONS = 12
 CHECK_SAMPLE = 500  # raw values compared with a run column before it is trusted
 PRECISIONS = ("exact", "high", "medium", "low", "custom")
-METHODS = ("edit", "jaro_winkler")
+METHODS = ("edit", "jaro_winkler", "name", "date")
 
 
 # -- shared by the unify pages -----------------------------------------------------------------

@@ -284,7 +284,6 @@ def _statistics(
         ],
         "rules": [{**r, "mean_score": round(r["mean_score"] or 0, 4)} for r in by_rule],
         "cluster_sizes": distribution,
-        "cluster_rounds": clusters.rounds,
     }
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 from unify_helpers import build, run, table_source, together
 
@@ -133,16 +132,3 @@ def test_name_and_date_methods_in_matching(tmp_path):
 @pytest.mark.spark
 def test_name_and_date_methods_in_matching_on_spark(tmp_path):
     _check(run(_project(tmp_path), engine_kind="spark"))
-
-
-def test_normalising_in_worker_processes_gives_the_same_values(monkeypatch):
-    from audience.unify import prepare
-
-    emails = [f"First.Last{i}@Gmail.com" if i % 3 else None for i in range(3000)]
-    phones = [f"(555) 01{i % 100:02d}-{i:04d}" for i in range(3000)]
-    jobs = [(pa.array(emails), ["email"], {}), (pa.array(phones), ["phone"], {})]
-    inline = prepare.normalize_many(jobs)
-    monkeypatch.setattr(prepare, "PARALLEL_MIN_VALUES", 1)
-    monkeypatch.setattr(prepare, "_CHUNK", 700)  # several chunks per job, out of order
-    assert [a.to_pylist() for a in prepare.normalize_many(jobs)] == [a.to_pylist() for a in inline]
-    assert inline[0][1].as_py() == "firstlast1@gmail.com"

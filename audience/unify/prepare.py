@@ -17,9 +17,6 @@ value (phonenumbers, nameparser, usaddress) costs far less than one per row. Der
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,15 +215,12 @@ def normalize_all(
     records = prepared.records
     if not prepared.normalized:
         return records
-    jobs = []
+    lookups = []
     for spec in prepared.normalized.values():
         raw = column_of(spec.semantic)
         values = engine.to_arrow(records.select(raw).filter(_[raw].notnull()).distinct())[raw]
         mapping = norm.build_aliases(aliases.get(spec.semantic, []), spec.steps)
-        jobs.append((spec, raw, values, mapping))
-    results = normalize_many([(values, spec.steps, mapping) for spec, _r, values, mapping in jobs])
-    lookups = []
-    for (spec, raw, values, _m), normalized in zip(jobs, results, strict=True):
+        normalized = norm.normalize(values, spec.steps, aliases=mapping)
         if spec.semantic in bypass:
             # Bypass values (unknown@example.com) are never used: as if the field were empty.
             skip = {norm.normalize([v], spec.steps)[0].as_py() for v in bypass[spec.semantic]}
@@ -239,38 +233,3 @@ def normalize_all(
         lookup = engine.register_arrow(pa.table({"_v": values, name: normalized}), name)
         records = records.left_join(lookup, records[raw] == lookup._v).drop("_v")
     return engine.checkpoint(records, "records_normalized")
-
-
-# Below this many values in all, normalising in this process is quicker than starting workers.
-PARALLEL_MIN_VALUES = 200_000
-_CHUNK = 25_000
-
-
-def normalize_many(
-    jobs: list[tuple[pa.ChunkedArray | pa.Array, list[str], dict[str, str]]],
-) -> list[pa.Array]:
-    """`norm.normalize(values, steps, aliases=...)` for each job, in worker processes (one per
-    core) when there are many values: normalising is Python per distinct value, and a million
-    records have about two million of them."""
-    total = sum(len(values) for values, _, _ in jobs)
-    workers = min(os.cpu_count() or 1, 8)
-    if total < PARALLEL_MIN_VALUES or workers < 2:
-        return [norm.normalize(values, steps, aliases=a) for values, steps, a in jobs]
-    tasks = []  # (job index, the chunk's values as Python strings, steps, aliases)
-    for i, (values, steps, aliases) in enumerate(jobs):
-        column = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        for start in range(0, len(column), _CHUNK):
-            tasks.append((i, column.slice(start, _CHUNK).to_pylist(), steps, aliases))
-    # "fork": "spawn" would import the caller's main script again (a notebook or a script
-    # without a main guard breaks). The workers run only the pure-Python normalisers, never
-    # the engine whose threads the fork does not copy.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        chunks = list(pool.map(_normalize_chunk, *zip(*[t[1:] for t in tasks], strict=True)))
-    parts: list[list[pa.Array]] = [[] for _job in jobs]
-    for task, chunk in zip(tasks, chunks, strict=True):
-        parts[task[0]].append(chunk)
-    return [pa.concat_arrays(p) if p else pa.array([], pa.string()) for p in parts]
-
-
-def _normalize_chunk(values: list[str], steps: list[str], aliases: dict[str, str]) -> pa.Array:
-    return norm.normalize(values, steps, aliases=aliases)

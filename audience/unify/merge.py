@@ -157,14 +157,12 @@ def alternate_keys(prepared: Prepared, members: ibis.Table, ids: ibis.Table) -> 
     source = ibis.cases(*[(_._t == t, s) for t, (s, _t) in names.items()])
     entity = ibis.cases(*[(_._t == t, e) for t, (_s, e) in names.items()])
     records = members.mutate(_source=source, _entity=entity)
-    rank = ibis.row_number().over(
-        group_by=["cluster", "_t"], order_by=[ibis.desc("_is_winner"), ibis.desc("_key_sort")]
-    )
-    preferred = records.mutate(_r=rank).filter(_._r == 0).select("cluster", "_t", _preferred=_._key)
-    per_table = (
-        records.group_by(["cluster", "_t", "_source", "_entity"])
-        .agg(_keys=('"' + jsontext.escape(_._key) + '"').collect().sort().join(","))
-        .join(preferred, ["cluster", "_t"])
+    # The preferred key: the dedup winner's, else the largest; an arg-max in the same
+    # aggregation (a window over all records cost as much as the rest of the table).
+    preference = ibis.ifelse(_._is_winner, "1", "0") + _._key_sort
+    per_table = records.group_by(["cluster", "_t", "_source", "_entity"]).agg(
+        _keys=('"' + jsontext.escape(_._key) + '"').collect().sort().join(","),
+        _preferred=_._key.argmax(preference),
     )
     ring_parts = per_table.select(
         "cluster",

@@ -235,10 +235,19 @@ class Engine:
         return self.read(path)
 
     def lookup_table(self, name: str, build: Callable[[], pa.Table]) -> ibis.Table:
-        """A fixed lookup list (such as nickname pairs) registered once per engine."""
-        if name not in self._lookups:
-            self._lookups[name] = self.register_arrow(build(), name)
-        return self._lookups[name]
+        """A fixed lookup list (such as nickname pairs) registered once per engine, and again
+        if someone dropped it (the console drops the temp tables a request made)."""
+        table = self._lookups.get(name)
+        if table is None or (self.kind == "duckdb" and not self._temp_table_exists(table)):
+            table = self._lookups[name] = self.register_arrow(build(), name)
+        return table
+
+    def _temp_table_exists(self, table: ibis.Table) -> bool:
+        found = self.backend.raw_sql(
+            "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+            parameters=[table.get_name()],
+        ).fetchone()
+        return bool(found and found[0])
 
     def jaro_winkler(self, a: ibis.Value, b: ibis.Value) -> ibis.Value:
         """Jaro-Winkler similarity of two strings (0 when either is missing or empty).

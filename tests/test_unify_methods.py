@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 from unify_helpers import build, run, table_source, together
 
@@ -132,3 +133,15 @@ def test_name_and_date_methods_in_matching(tmp_path):
 @pytest.mark.spark
 def test_name_and_date_methods_in_matching_on_spark(tmp_path):
     _check(run(_project(tmp_path), engine_kind="spark"))
+
+
+def test_a_lookup_table_dropped_by_someone_else_is_registered_again(tmp_path):
+    from audience.engine import Engine
+
+    project = _project(tmp_path)
+    with Engine.connect(project, "duckdb") as engine:
+        build = lambda: pa.table({"x": [1, 2]})  # noqa: E731
+        first = engine.lookup_table("numbers", build)
+        engine.backend.raw_sql(f'DROP TABLE temp.main."{first.get_name()}"')
+        again = engine.lookup_table("numbers", build)
+        assert engine.to_arrow(again)["x"].to_pylist() == [1, 2]

@@ -245,7 +245,7 @@ class Engine:
     def _temp_table_exists(self, table: ibis.Table) -> bool:
         found = self.backend.raw_sql(
             "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
-            parameters=[table.get_name()],
+            parameters=[table.op().name],
         ).fetchone()
         return bool(found and found[0])
 

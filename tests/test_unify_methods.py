@@ -142,6 +142,7 @@ def test_a_lookup_table_dropped_by_someone_else_is_registered_again(tmp_path):
     with Engine.connect(project, "duckdb") as engine:
         build = lambda: pa.table({"x": [1, 2]})  # noqa: E731
         first = engine.lookup_table("numbers", build)
-        engine.backend.raw_sql(f'DROP TABLE temp.main."{first.get_name()}"')
+        assert engine.lookup_table("numbers", build) is first  # registered once
+        engine.backend.raw_sql(f'DROP TABLE "{first.op().name}"')
         again = engine.lookup_table("numbers", build)
         assert engine.to_arrow(again)["x"].to_pylist() == [1, 2]
